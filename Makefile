@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 
 # Serve the portal with a Celery worker and beat, all in the foreground (Ctrl-C stops them).
 run: venv
-	DEBUG=$${DEBUG:-true} PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py migrate --no-input
+	DEBUG=$${DEBUG:-true} PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py migrate --no-input -v0
 	DEBUG=$${DEBUG:-true} PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py seed_demo
 	DEBUG=$${DEBUG:-true} PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)} $(VENV)/bin/honcho -f Procfile start
 
