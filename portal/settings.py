@@ -129,6 +129,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The login form posts the e-mail address in its "username" field.
+AXES_USERNAME_FORM_FIELD = "username"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
