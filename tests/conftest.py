@@ -15,6 +15,9 @@ from portal.services import api_key_create
 
 PASSWORD = "Correct-Horse-Battery-9"
 
+# Shared helpers of tests/support: test PKI, HTTPS sink, Celery worker subprocess.
+pytest_plugins = ["tests.support.fixtures"]
+
 
 @pytest.fixture
 def acme(db) -> Tenant:
