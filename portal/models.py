@@ -6,6 +6,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.contrib.contenttypes.models import ContentType
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -198,3 +199,36 @@ class SecretAuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.field} of {self.object_repr} by {self.actor_label}"
+
+
+class TenantSettings(models.Model):
+    """How long one tenant's data is kept; a tenant without a row gets the defaults."""
+
+    DEFAULT_MESSAGE_DAYS = 30
+    DEFAULT_SUCCEEDED_DELIVERY_DAYS = 7
+    DEFAULT_FAILED_DELIVERY_DAYS = 30
+
+    tenant = models.OneToOneField(Tenant, primary_key=True, on_delete=models.CASCADE, related_name="settings")
+    message_retention_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_MESSAGE_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Raw messages and their readings. A message stays while any of its deliveries is kept.",
+    )
+    succeeded_delivery_retention_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_SUCCEEDED_DELIVERY_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Succeeded deliveries and their attempts, counted from delivery.",
+    )
+    failed_delivery_retention_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_FAILED_DELIVERY_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Failed deliveries and their attempts, counted from the last attempt. Pending ones are never pruned.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "tenant settings"
+        verbose_name_plural = "tenant settings"
+
+    def __str__(self) -> str:
+        return f"settings of {self.tenant_id}"

@@ -47,6 +47,18 @@ INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=1_048_576)
 DESTINATION_ALLOWED_PORTS = [int(p) for p in env.list("DESTINATION_ALLOWED_PORTS", default=["443"])]
 DESTINATION_ALLOW_PRIVATE = env.bool("DESTINATION_ALLOW_PRIVATE", default=False)
 DESTINATION_CA_BUNDLE = env.str("DESTINATION_CA_BUNDLE", default="") or None
+# Delivery engine (delivery/engine.py, delivery/services.py): requests in flight per
+# worker process and per destination, rows claimed at once, how long one task keeps
+# pumping, and how often the sweeper and the probe of disabled destinations run.
+DELIVERY_MAX_IN_FLIGHT = env.int("DELIVERY_MAX_IN_FLIGHT", default=256)
+DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION = env.int("DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION", default=32)
+DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
+DELIVERY_RUN_SECONDS = env.float("DELIVERY_RUN_SECONDS", default=30.0)
+DELIVERY_IDLE_SECONDS = env.float("DELIVERY_IDLE_SECONDS", default=1.0)
+DELIVERY_POLL_SECONDS = env.float("DELIVERY_POLL_SECONDS", default=0.02)
+DELIVERY_SWEEP_SECONDS = env.float("DELIVERY_SWEEP_SECONDS", default=30.0)
+DELIVERY_PROBE_SECONDS = env.float("DELIVERY_PROBE_SECONDS", default=900.0)
+DELIVERY_DISABLE_AFTER_SECONDS = env.float("DELIVERY_DISABLE_AFTER_SECONDS", default=86_400.0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -69,6 +81,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of a request (other middleware's too) carries its request id.
+    "portal.request_context.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,6 +170,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 
 # Security: strict by default; production behind a TLS proxy sets SECURE_SSL_REDIRECT.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes and the metrics scraper talk to the process directly, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("USE_X_FORWARDED_PROTO", default=False) else None
 )
@@ -236,6 +252,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Celery's Django fixup closes the database connection around every task unless told
+# to reuse it; reconnecting per task costs a sender about half its throughput.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# The sweeper re-rings the doorbell for due deliveries and takes back stale claims;
+# the probe tries disabled destinations again.
+CELERY_BEAT_SCHEDULE["delivery-sweep"] = {"task": "delivery.tasks.deliveries_sweep", "schedule": DELIVERY_SWEEP_SECONDS}
+CELERY_BEAT_SCHEDULE["delivery-probe"] = {"task": "delivery.tasks.destinations_probe", "schedule": 60.0}
+# Django's LOGGING (JSON lines in production) applies to workers too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Retention (per-tenant overrides in TenantSettings): pruned hourly in small batches.
+CELERY_BEAT_SCHEDULE["portal-retention-prune"] = {"task": "portal.tasks.retention_prune", "schedule": 3600.0}
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_MAX_SECONDS = env.int("RETENTION_MAX_SECONDS", default=600)
+
+# Prometheus metrics at /metrics: a Bearer token, or a direct request from an allowed address.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -244,7 +278,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "json": {"()": "portal.logging.JsonFormatter"},
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"()": "portal.logging.TextFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -7,11 +7,21 @@ endpoint gets its cross-tenant test by asking as charlie.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 from rest_framework.test import APIClient
 
 from portal.models import Membership, Role, Tenant, User
 from portal.services import api_key_create
+
+# Prometheus files of this session (and of the workers and servers it starts) in a
+# directory of their own, set before anything imports prometheus-client (portal.metrics).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PORTAL_METRICS_ROOT"] = tempfile.mkdtemp(prefix="portal-metrics-")
+atexit.register(shutil.rmtree, os.environ["PORTAL_METRICS_ROOT"], True)
 
 PASSWORD = "Correct-Horse-Battery-9"
 
