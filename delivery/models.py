@@ -107,6 +107,8 @@ class Delivery(TenantOwned):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Set while a worker holds the delivery; a claim past this time is stale.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Which claim holds it: an outcome is recorded only by the claim that sent it.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

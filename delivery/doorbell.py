@@ -1,0 +1,86 @@
+"""The doorbell: telling workers that deliveries are due. The rows are the truth.
+
+`doorbell_ring_on_commit()` is the one way code in a transaction announces new or
+re-opened deliveries: it publishes after COMMIT, so no worker looks before the rows
+exist. A ring that is lost (a crash between COMMIT and publish, a broker that is down
+or flushed) loses nothing: the sweeper rings for whatever is due.
+
+`doorbell_ring_now_rollback_unsafe()` publishes at once; only code outside any
+transaction (the sweeper, a pump scheduling its next look) may use it.
+
+Rings are coalesced: with a Redis broker a short-lived flag absorbs rings while a
+pump task is already queued, so 200 messages a second make a handful of tasks, not
+200. A pump clears the flag when it starts (`doorbell_answered`), before it looks at
+the rows, so a ring after that always makes a new task.
+
+No ring is ever scheduled further ahead than `MAX_COUNTDOWN_SECONDS`, well inside the
+Redis visibility timeout (a longer wait is a `next_attempt_at` the sweeper finds).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+FLAG_KEY = "delivery:doorbell"
+FLAG_SECONDS = 5
+MAX_COUNTDOWN_SECONDS = 600
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str, pid: int):
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+
+def _flag_client():
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    return _redis(url, os.getpid())
+
+
+def _publish(*, countdown: float | None = None, coalesce: bool = True) -> None:
+    from delivery.tasks import deliveries_pump
+
+    try:
+        client = _flag_client() if coalesce else None
+        if client is not None and not client.set(FLAG_KEY, b"1", nx=True, ex=FLAG_SECONDS):
+            return  # a pump task is already on its way
+        options = {"countdown": min(countdown, MAX_COUNTDOWN_SECONDS)} if countdown else {}
+        try:
+            deliveries_pump.apply_async(**options)
+        except Exception:
+            if client is not None:
+                client.delete(FLAG_KEY)
+            raise
+    except Exception as exc:
+        # The broker being down must not fail the caller: the sweeper will find the rows.
+        logger.warning("delivery doorbell not rung (%s); the sweeper will find the deliveries", type(exc).__name__)
+
+
+def doorbell_ring_on_commit() -> None:
+    """Tell workers, after the current transaction commits, that deliveries are due."""
+    transaction.on_commit(_publish)
+
+
+def doorbell_ring_now_rollback_unsafe(*, countdown: float | None = None) -> None:
+    """Ring at once (or after `countdown` s, at most MAX_COUNTDOWN_SECONDS). Not for use inside a transaction."""
+    _publish(countdown=countdown, coalesce=countdown is None)
+
+
+def doorbell_answered() -> None:
+    """A pump is starting: rings from now on make a new task."""
+    try:
+        client = _flag_client()
+        if client is not None:
+            client.delete(FLAG_KEY)
+    except Exception as exc:
+        logger.warning("delivery doorbell flag not cleared (%s)", type(exc).__name__)

@@ -1,0 +1,550 @@
+"""The task side of the delivery engine: claim due rows, build requests, record outcomes.
+
+One `deliveries_run()` call (the body of the `deliveries_pump` Celery task) loops:
+
+1. **claim** up to the free slots of due deliveries with `SELECT … FOR UPDATE SKIP
+   LOCKED` (skipping destinations whose own slots are full), stamping each with a
+   `claim_token` and a lease (`claimed_until`), in one short transaction;
+2. **build** each request from snapshots loaded in bulk (one query each for the
+   deliveries, messages with devices, readings and — cached for two seconds —
+   destinations), the body once per message and format;
+3. **submit** them to this process's event loop (delivery/engine.py);
+4. **record** finished attempts in bulk: one INSERT of attempts, one UPDATE of
+   deliveries, only for rows this claim still holds;
+
+and keeps going while work arrives, then returns after DELIVERY_IDLE_SECONDS without
+any, or after DELIVERY_RUN_SECONDS. Two workers never send the same attempt at once:
+a row is claimed under a row lock, only when it is due and unclaimed (or its lease
+ran out), and an attempt's hard deadline (its timeout, ≤ 30 s) ends well inside the
+lease. A worker killed mid-send leaves its claims to run out; the sweeper clears them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from delivery.dynamic_fields import DynamicFieldError
+from delivery.engine import Engine, Job, Outcome, engine_get
+from delivery.models import Delivery, DeliveryAttempt, Destination
+from delivery.payloads import payload_build
+from delivery.request import request_build
+from delivery.snapshot import DestinationData, DeviceData, MessageData, ReadingData
+from portal.fields import SecretUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Waits before attempts 2, 3, … 10 of a series (± 10 % jitter).
+RETRY_WAITS = (10, 60, 300, 1800, 7200, 18000, 36000, 36000, 36000)
+MAX_TIMEOUT_SECONDS = 30
+LEASE_MARGIN_SECONDS = 15
+DESTINATION_CACHE_SECONDS = 2.0
+MESSAGE_CACHE_SIZE = 2000
+
+
+def attempt_timeout(*, timeout_seconds: int, attempt: int) -> int:
+    """Attempt n of a series waits timeout_seconds * n for its answer, at most 30 s."""
+    return min(timeout_seconds * attempt, MAX_TIMEOUT_SECONDS)
+
+
+def retry_wait(*, attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` of a series, jittered ± 10 %."""
+    base = RETRY_WAITS[min(attempt, len(RETRY_WAITS)) - 1]
+    return base * random.uniform(0.9, 1.1)
+
+
+def outcome_succeeded(outcome: Outcome, expected: int | None) -> bool:
+    if outcome.status_code is None or outcome.error_class:
+        return False
+    if expected is not None:
+        return outcome.status_code == expected
+    return 200 <= outcome.status_code < 300
+
+
+def outcome_error_text(outcome: Outcome, expected: int | None) -> str:
+    if outcome.error_class:
+        return outcome.error
+    code = outcome.status_code
+    if code is not None and 300 <= code < 400:
+        return f"answered {code}: redirects are not followed"
+    if code == 410:
+        return "answered 410 Gone"
+    if expected is not None and code is not None and 200 <= code < 300:
+        return f"answered {code}, expected {expected}"
+    return f"answered {code}"
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+_destination_cache: dict[uuid.UUID, tuple[float, DestinationData]] = {}
+_message_cache: OrderedDict[uuid.UUID, MessageData] = OrderedDict()
+
+
+def destination_data(destination: Destination) -> DestinationData:
+    """The destination as the engine uses it, secrets revealed; `problem` says why it cannot send."""
+    problem = ""
+    secrets: tuple[str, ...] = ()
+    password = client_secret = ""
+    try:
+        secrets = tuple(sealed.reveal() for sealed in destination.secrets_in_force())
+        if not secrets:
+            problem = "no shared secret is set; set one to sign deliveries"
+        if destination.auth_type == Destination.AuthType.BASIC:
+            password = destination.auth_password.reveal() if destination.auth_password is not None else ""
+        if destination.auth_type == Destination.AuthType.OAUTH2:
+            sealed = destination.oauth2_client_secret
+            client_secret = sealed.reveal() if sealed is not None else ""
+    except SecretUnavailable:
+        problem = (
+            "a secret of this destination cannot be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
+            "set the secret again (or restore the key), then enable the destination"
+        )
+    headers = tuple((h.name, h.value) for h in destination.header_rows.all())
+    return DestinationData(
+        id=destination.id,
+        tenant_id=destination.tenant_id,
+        url=destination.url,
+        method=destination.method,
+        headers=headers,
+        signature=destination.signature,
+        payload_format=destination.payload_format,
+        expected_response_code=destination.expected_response_code,
+        auth_type=destination.auth_type,
+        auth_username=destination.auth_username,
+        timeout_seconds=destination.timeout_seconds,
+        max_attempts=destination.max_attempts,
+        oauth2_token_url=destination.oauth2_token_url,
+        oauth2_client_id=destination.oauth2_client_id,
+        oauth2_scope=destination.oauth2_scope,
+        failing_since=destination.failing_since,
+        secrets=secrets,
+        auth_password=password,
+        oauth2_client_secret=client_secret,
+        problem=problem,
+    )
+
+
+def destinations_load(ids: set[uuid.UUID]) -> dict[uuid.UUID, DestinationData]:
+    now = time.monotonic()
+    found = {i: e[1] for i in ids if (e := _destination_cache.get(i)) and now - e[0] < DESTINATION_CACHE_SECONDS}
+    missing = ids - found.keys()
+    if missing:
+        for destination in Destination.objects.filter(id__in=missing).prefetch_related("header_rows"):
+            data = destination_data(destination)
+            _destination_cache[destination.id] = (now, data)
+            found[destination.id] = data
+    return found
+
+
+def destination_cache_forget(destination_id: uuid.UUID) -> None:
+    _destination_cache.pop(destination_id, None)
+
+
+def message_data(message) -> MessageData:
+    readings = tuple(ReadingData.from_reading(r) for r in message.readings.order_by("id"))
+    device = DeviceData.from_device(message.device) if message.device_id else None
+    return MessageData(id=message.id, received_at=message.received_at, device=device, readings=readings)
+
+
+def messages_load(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageData]:
+    from devices.models import Reading
+    from ingest.models import Message
+
+    found = {i: _message_cache[i] for i in ids if i in _message_cache}
+    missing = ids - found.keys()
+    if missing:
+        readings: dict[uuid.UUID, list[ReadingData]] = {i: [] for i in missing}
+        for reading in Reading.objects.filter(message_id__in=missing).order_by("message_id", "id"):
+            readings[reading.message_id].append(ReadingData.from_reading(reading))
+        for message in Message.objects.filter(id__in=missing).select_related("device").defer("body"):
+            device = DeviceData.from_device(message.device) if message.device_id else None
+            data = MessageData(
+                id=message.id,
+                received_at=message.received_at,
+                device=device,
+                readings=tuple(readings[message.id]),
+            )
+            found[message.id] = data
+            _message_cache[message.id] = data
+        while len(_message_cache) > MESSAGE_CACHE_SIZE:
+            _message_cache.popitem(last=False)
+    return found
+
+
+# -- claiming ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    destination_id: uuid.UUID
+    message_id: uuid.UUID
+    attempts_count: int
+    series_attempts: int
+    claim_token: uuid.UUID
+
+    @property
+    def webhook_id(self) -> str:
+        return f"msg_{self.id.hex}"
+
+
+def due_deliveries(now: dt.datetime):
+    """Pending, due, not held by a live claim, of an enabled destination; oldest first."""
+    return (
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now, destination__enabled=True)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("next_attempt_at", "created_at")
+    )
+
+
+def deliveries_claim(*, limit: int, busy: Counter | None = None) -> list[Claimed]:
+    """Claim up to `limit` due deliveries, at most the free slots of each destination."""
+    busy = busy or Counter()
+    per_destination = settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION
+    full = [d for d, n in busy.items() if n >= per_destination]
+    now = timezone.now()
+    token = uuid.uuid4()
+    with transaction.atomic():
+        rows = list(
+            due_deliveries(now)
+            .exclude(destination_id__in=full)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", "destination_id", "message_id", "attempts_count", "series_attempts",
+                         "destination__timeout_seconds", "destination__auth_type")[:limit]
+        )  # fmt: skip
+        taken = Counter()
+        kept = []
+        lease = 0
+        for row in rows:
+            if busy[row[1]] + taken[row[1]] >= per_destination:
+                continue
+            taken[row[1]] += 1
+            kept.append(row)
+            timeout = attempt_timeout(timeout_seconds=row[5], attempt=row[4] + 1)
+            lease = max(lease, timeout * (2 if row[6] == Destination.AuthType.OAUTH2 else 1))
+        if not kept:
+            return []
+        Delivery.objects.filter(id__in=[r[0] for r in kept]).update(
+            claimed_until=now + dt.timedelta(seconds=lease + LEASE_MARGIN_SECONDS), claim_token=token
+        )
+    return [
+        Claimed(
+            id=r[0], destination_id=r[1], message_id=r[2], attempts_count=r[3], series_attempts=r[4], claim_token=token
+        )
+        for r in kept
+    ]
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A claimed delivery that is not sent: failed at once, or released for its destination's problem."""
+
+    claimed: Claimed
+    reason: str
+    destination_problem: bool = False
+
+
+def jobs_prepare(claimed: list[Claimed]) -> tuple[list[tuple[Claimed, Job]], list[Refusal]]:
+    destinations = destinations_load({c.destination_id for c in claimed})
+    messages = messages_load({c.message_id for c in claimed})
+    bodies: dict[tuple[uuid.UUID, str], bytes] = {}
+    jobs: list[tuple[Claimed, Job]] = []
+    refusals: list[Refusal] = []
+    now = int(time.time())
+    for item in claimed:
+        destination = destinations.get(item.destination_id)
+        message = messages.get(item.message_id)
+        if destination is None or message is None:
+            continue  # deleted meanwhile: the row went with it (cascade)
+        if destination.problem:
+            refusals.append(Refusal(item, destination.problem, destination_problem=True))
+            continue
+        key = (message.id, destination.payload_format)
+        if key not in bodies:
+            bodies[key] = payload_build(message=message, payload_format=destination.payload_format)
+        try:
+            request = request_build(
+                destination=destination,
+                message=message,
+                webhook_id=item.webhook_id,
+                body=bodies[key],
+                timestamp=now,
+            )
+        except DynamicFieldError as exc:
+            refusals.append(Refusal(item, str(exc)))
+            continue
+        timeout = attempt_timeout(timeout_seconds=destination.timeout_seconds, attempt=item.series_attempts + 1)
+        jobs.append(
+            (
+                item,
+                Job(
+                    delivery_id=item.id,
+                    claim_token=item.claim_token,
+                    destination=destination,
+                    request=request,
+                    timeout=timeout,
+                ),
+            )
+        )
+    return jobs, refusals
+
+
+# -- recording ---------------------------------------------------------------------------
+
+
+def _still_held(pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> set[uuid.UUID]:
+    tokens = {t for _, t in pairs}
+    held = Delivery.objects.select_for_update().filter(id__in=[i for i, _ in pairs], claim_token__in=tokens)
+    wanted = set(pairs)
+    return {i for i, t in held.values_list("id", "claim_token") if (i, t) in wanted}
+
+
+def refusals_record(refusals: list[Refusal]) -> None:
+    """Fail deliveries that cannot be built; release those whose destination cannot send."""
+    from delivery.services import destination_disable
+
+    if not refusals:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        held = _still_held([(r.claimed.id, r.claimed.claim_token) for r in refusals])
+        failed = [
+            Delivery(
+                id=r.claimed.id,
+                status=Delivery.Status.FAILED,
+                last_error=r.reason,
+                last_status_code=None,
+                next_attempt_at=None,
+                claimed_until=None,
+                claim_token=None,
+            )
+            for r in refusals
+            if not r.destination_problem and r.claimed.id in held
+        ]
+        Delivery.objects.bulk_update(
+            failed, ["status", "last_error", "last_status_code", "next_attempt_at", "claimed_until", "claim_token"]
+        )
+        released = [r.claimed.id for r in refusals if r.destination_problem and r.claimed.id in held]
+        Delivery.objects.filter(id__in=released).update(claimed_until=None, claim_token=None)
+    for destination_id, reason in {(r.claimed.destination_id, r.reason) for r in refusals if r.destination_problem}:
+        destination_disable(destination_id=destination_id, reason=reason, at=now)
+
+
+@dataclass
+class Recorded:
+    succeeded: int = 0
+    failed_attempts: int = 0
+    earliest_retry: dt.datetime | None = None
+
+
+def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
+    """Write attempts and delivery states in bulk; apply what outcomes mean for destinations."""
+    from delivery.services import destination_disable
+
+    summary = Recorded()
+    if not results:
+        return summary
+    now = timezone.now()
+    attempts: list[DeliveryAttempt] = []
+    updates: list[Delivery] = []
+    succeeded_destinations: set[uuid.UUID] = set()
+    failed_destinations: dict[uuid.UUID, DestinationData] = {}
+    gone: dict[uuid.UUID, str] = {}
+    with transaction.atomic():
+        held = _still_held([(c.id, c.claim_token) for c, _, _ in results])
+        for claimed, job, outcome in results:
+            if claimed.id not in held:
+                logger.warning("delivery %s: claim lost before its outcome was recorded", claimed.id)
+                continue
+            destination = job.destination
+            ok = outcome_succeeded(outcome, destination.expected_response_code)
+            number = claimed.attempts_count + 1
+            series = claimed.series_attempts + 1
+            error_text = "" if ok else outcome_error_text(outcome, destination.expected_response_code)
+            attempts.append(
+                DeliveryAttempt(
+                    delivery_id=claimed.id,
+                    number=number,
+                    started_at=outcome.started_at,
+                    duration_ms=outcome.duration_ms,
+                    status_code=outcome.status_code,
+                    success=ok,
+                    error_class=outcome.error_class or ("" if ok else "status"),
+                    error=error_text,
+                    response_body=outcome.response_body,
+                )
+            )
+            row = Delivery(
+                id=claimed.id,
+                attempts_count=number,
+                series_attempts=series,
+                last_status_code=outcome.status_code,
+                last_error=error_text,
+                claimed_until=None,
+                claim_token=None,
+            )
+            if ok:
+                row.status, row.next_attempt_at, row.delivered_at = Delivery.Status.SUCCEEDED, None, now
+                succeeded_destinations.add(destination.id)
+                summary.succeeded += 1
+            else:
+                summary.failed_attempts += 1
+                failed_destinations[destination.id] = destination
+                if outcome.status_code == 410:
+                    gone[destination.id] = "the destination answered 410 Gone"
+                if series >= destination.max_attempts:
+                    row.status, row.next_attempt_at, row.delivered_at = Delivery.Status.FAILED, None, None
+                else:
+                    wait = retry_wait(attempt=series)
+                    if outcome.retry_after is not None:
+                        wait = max(wait, outcome.retry_after)
+                    row.status, row.delivered_at = Delivery.Status.PENDING, None
+                    row.next_attempt_at = now + dt.timedelta(seconds=wait)
+                    if summary.earliest_retry is None or row.next_attempt_at < summary.earliest_retry:
+                        summary.earliest_retry = row.next_attempt_at
+            updates.append(row)
+        DeliveryAttempt.objects.bulk_create(attempts)
+        Delivery.objects.bulk_update(
+            updates,
+            [
+                "status",
+                "attempts_count",
+                "series_attempts",
+                "next_attempt_at",
+                "last_status_code",
+                "last_error",
+                "delivered_at",
+                "claimed_until",
+                "claim_token",
+            ],
+        )
+        recovered = [d for d in succeeded_destinations if (c := _destination_cache.get(d)) and c[1].failing_since]
+        if recovered:
+            Destination.objects.filter(id__in=recovered).update(failing_since=None)
+        still_failing = [d for d in failed_destinations if d not in succeeded_destinations]
+        if still_failing:
+            Destination.objects.filter(id__in=still_failing, failing_since__isnull=True).update(failing_since=now)
+    limit = dt.timedelta(seconds=settings.DELIVERY_DISABLE_AFTER_SECONDS)
+    for destination_id in still_failing:
+        since = failed_destinations[destination_id].failing_since
+        if destination_id in gone:
+            destination_disable(destination_id=destination_id, reason=gone[destination_id], at=now)
+        elif since is not None and now - since >= limit:
+            hours = int(limit.total_seconds() // 3600)
+            reason = f"every attempt failed for {hours} h (since {since:%Y-%m-%d %H:%M} UTC)"
+            destination_disable(destination_id=destination_id, reason=reason, at=now)
+    return summary
+
+
+# -- the loop ----------------------------------------------------------------------------
+
+
+@dataclass
+class RunStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed_attempts: int = 0
+    refused: int = 0
+
+
+def _collect(in_flight: dict, done) -> list[tuple[Claimed, Job, Outcome]]:
+    results = []
+    for future in done:
+        claimed, job = in_flight.pop(future)
+        results.append((claimed, job, future.result()))
+    return results
+
+
+def deliveries_run(
+    *, seconds: float | None = None, idle_seconds: float | None = None, engine: Engine | None = None
+) -> RunStats:
+    """Send due deliveries until none has come for `idle_seconds`, or `seconds` have passed."""
+    from delivery.doorbell import MAX_COUNTDOWN_SECONDS, doorbell_ring_now_rollback_unsafe
+
+    if not connection.in_atomic_block:
+        close_old_connections()  # a connection kept across tasks may have gone stale
+    engine = engine or engine_get()
+    seconds = settings.DELIVERY_RUN_SECONDS if seconds is None else seconds
+    idle_seconds = settings.DELIVERY_IDLE_SECONDS if idle_seconds is None else idle_seconds
+    poll = settings.DELIVERY_POLL_SECONDS
+    capacity = settings.DELIVERY_MAX_IN_FLIGHT
+    stats = RunStats()
+    in_flight: dict[concurrent.futures.Future, tuple[Claimed, Job]] = {}
+    busy: Counter = Counter()
+    start = last_work = time.monotonic()
+    deadline = start + seconds
+    earliest_retry: dt.datetime | None = None
+    while True:
+        now = time.monotonic()
+        claimed: list[Claimed] = []
+        if now < deadline and len(in_flight) < capacity:
+            claimed = deliveries_claim(limit=min(capacity - len(in_flight), settings.DELIVERY_BATCH_SIZE), busy=busy)
+        if claimed:
+            last_work = now
+            stats.claimed += len(claimed)
+            jobs, refusals = jobs_prepare(claimed)
+            refusals_record(refusals)
+            stats.refused += len(refusals)
+            for item, job in jobs:
+                in_flight[engine.submit(job)] = (item, job)
+                busy[item.destination_id] += 1
+        if in_flight:
+            done, _ = concurrent.futures.wait(
+                list(in_flight), timeout=0 if claimed else poll, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            if done:
+                time.sleep(0.002)  # let a few more finish, to write them in one go
+                done = [f for f in in_flight if f.done()]
+                results = _collect(in_flight, done)
+                for item, _, _ in results:
+                    busy[item.destination_id] -= 1
+                    if busy[item.destination_id] <= 0:
+                        del busy[item.destination_id]
+                summary = outcomes_record(results)
+                stats.succeeded += summary.succeeded
+                stats.failed_attempts += summary.failed_attempts
+                if summary.earliest_retry and (earliest_retry is None or summary.earliest_retry < earliest_retry):
+                    earliest_retry = summary.earliest_retry
+                last_work = time.monotonic()
+        elif not claimed:
+            if now >= deadline or now - last_work >= idle_seconds:
+                break
+            time.sleep(poll)
+    if earliest_retry is not None:
+        # Short waits get a ring of their own; long ones are found by the sweeper.
+        wait = max((earliest_retry - timezone.now()).total_seconds(), 0.5)
+        if wait <= MAX_COUNTDOWN_SECONDS:
+            doorbell_ring_now_rollback_unsafe(countdown=wait)
+    return stats
+
+
+def deliveries_release_stale(*, now: dt.datetime | None = None) -> int:
+    """Take back claims whose lease ran out (their worker died); returns how many."""
+    now = now or timezone.now()
+    return Delivery.objects.filter(status=Delivery.Status.PENDING, claimed_until__lt=now).update(
+        claimed_until=None, claim_token=None
+    )
+
+
+def deliveries_release_for_destination(*, destination_id: uuid.UUID) -> int:
+    """A re-enabled destination's waiting deliveries become due now, oldest first."""
+    now = timezone.now()
+    return (
+        Delivery.objects.filter(destination_id=destination_id, status=Delivery.Status.PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(next_attempt_at=F("created_at"), claimed_until=None, claim_token=None)
+    )
