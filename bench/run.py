@@ -1,0 +1,128 @@
+"""`make bench`: SPEC section 12's scenarios against baselines taken in the same run.
+
+Starts everything it needs on loopback (its own PostgreSQL database `portal_bench`,
+Redis database 5, an HTTPS sink with a throwaway CA, gunicorn, Celery worker and beat),
+runs the scenarios, prints a markdown table and writes it to bench/RESULTS.md. Every
+process it starts is stopped on the way out, on failure and on Ctrl-C too.
+
+    python bench/run.py [--only delivery,isolation,fanout,ingest] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.portal_api import PortalApi  # noqa: E402
+from bench.processes import ProcessSet  # noqa: E402
+from bench.results import Report, results_document, results_table  # noqa: E402
+from bench.scenarios import (  # noqa: E402
+    Bench,
+    scenario_delivery,
+    scenario_fanout,
+    scenario_ingest,
+    scenario_isolation,
+)
+from bench.sink import SinkControl  # noqa: E402
+from bench.stack import Stack, redis_flush_own  # noqa: E402
+from bench.tls import bench_tls_create  # noqa: E402
+
+SCENARIOS = ("delivery", "isolation", "fanout", "ingest")
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _row_order(report: Report) -> None:
+    """Report rows in scenario order 1-5, whatever order they ran in."""
+    report.rows.sort(key=lambda row: row.scenario.split(" ", 1)[0])
+
+
+def bench_run(*, only: tuple[str, ...], write: bool) -> int:
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupt)
+    tmp = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    procs = ProcessSet(tmp)
+    report = Report()
+    ok = False
+    stack = None
+    try:
+        stack = Stack(tmp=tmp, tls=bench_tls_create(directory=tmp / "tls"), procs=procs)
+        print(f"Bench database {stack.database_url.rsplit('/', 1)[-1]}, Redis db {stack.redis_url.rsplit('/', 1)[-1]}")
+        print("Preparing the database (dropped and migrated anew)…", flush=True)
+        stack.prepare_storage()
+        stack.start_sink()
+        stack.start_web()
+        api = PortalApi.for_new_tenant(stack=stack, slug="bench")
+        sink = SinkControl(stack.control_url)
+        bench = Bench(stack=stack, api=api, sink=sink, report=report, run=secrets.token_hex(3))
+        if "delivery" in only:
+            scenario_delivery(bench, backlog=4000, rate=200, seconds=15)
+        if "isolation" in only:
+            scenario_isolation(bench, backlog=4000, rate=200, seconds=15)
+        if "fanout" in only:
+            scenario_fanout(bench, destinations=50, repeats=40)
+        if "ingest" in only:
+            scenario_ingest(bench, levels=(4, 16, 64), seconds=8, paced_rate=500)
+        api.close()
+        sink.close()
+        ok = True
+    except KeyboardInterrupt:
+        print("\nInterrupted; stopping everything the bench started.", file=sys.stderr)
+    except Exception as exc:
+        print(f"\nThe bench failed: {exc}", file=sys.stderr)
+        for child in procs.children.values():
+            print(f"--- last lines of {child.name} ---\n{child.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+        if stack is not None:
+            redis_flush_own(stack.redis_url)  # the doorbells ingest left for the stopped workers
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"Logs kept in {tmp}", file=sys.stderr)
+    if not ok:
+        return 130
+    _row_order(report)
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    document = results_document(report, cores=os.cpu_count() or 0, date=date, duration_s=time.monotonic() - started)
+    print()
+    print(results_table(report.rows))
+    print()
+    for note in report.notes:
+        print(f"- {note}")
+    if write:
+        RESULTS.write_text(document)
+        print(f"\nWritten to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmarks of SPEC section 12.")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--no-write", action="store_true", help="print the table but leave bench/RESULTS.md alone")
+    args = parser.parse_args()
+    only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    return bench_run(only=only, write=not args.no_write and set(only) == set(SCENARIOS))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
