@@ -1,11 +1,14 @@
-from django.http import HttpResponse
-from django.urls import path
+"""Ingest URLs: the connection's webhook, with or without the device serial after it."""
 
+from django.urls import path, re_path
 
-def _not_built(request, **kwargs):  # replaced by ingest.views.receive
-    return HttpResponse(status=501)
-
+from ingest import views
 
 urlpatterns = [
-    path("<uuid:connection_id>/", _not_built, name="ingest"),
+    # `Connection.ingest_url` reverses "ingest".
+    path("<uuid:connection_id>/", views.receive, name="ingest"),
+    path("<uuid:connection_id>", views.receive),
+    path("<uuid:connection_id>/<str:serial>", views.receive, name="ingest-serial"),
+    path("<uuid:connection_id>/<str:serial>/", views.receive),
+    re_path(r"^(?P<path>.*)$", views.unknown),
 ]

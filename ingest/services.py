@@ -1,0 +1,266 @@
+"""Ingest writes: a verified request stored durably and normalised; an invalid message re-processed.
+
+`message_ingest` stores the raw body, finds or creates the device, stores the readings,
+updates `last_seen_at` and creates the deliveries in ONE transaction, so a caller that
+answers only after it returns never answers 2xx for something not committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from delivery.services import deliveries_create_for_message
+from devices.identity import identity_from_serial
+from devices.models import Device, Reading
+from devices.services import DeviceConflict, device_for_identifiers
+from ingest.errors import InvalidPack, NotJson
+from ingest.kinds import Inbound, kind_for
+from ingest.models import Connection, Message
+from ingest.normalised import Parsed
+
+# The same body (or the same webhook-id) on one connection within this window is a duplicate.
+DUPLICATE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What became of a request: the message (the first one, for a duplicate) and its readings."""
+
+    message_id: uuid.UUID
+    status: str
+    readings: int
+    error: str = ""
+    duplicate: bool = False
+
+
+class NotReprocessable(Exception):
+    """Only an `invalid` message can be re-processed."""
+
+
+def _lock_key(connection_id: uuid.UUID, what: str) -> int:
+    digest = hashlib.blake2b(f"{connection_id}:{what}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_duplicates(connection_id: uuid.UUID, body_sha256: str, webhook_id: str) -> None:
+    """Serialise requests that could be duplicates of each other until this transaction ends."""
+    keys = sorted(
+        {_lock_key(connection_id, "sha256:" + body_sha256)}
+        | ({_lock_key(connection_id, "id:" + webhook_id)} if webhook_id else set())
+    )
+    # Sorted, so two requests sharing both keys take them in the same order and cannot deadlock.
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
+
+
+def _first_duplicate(connection_id: uuid.UUID, body_sha256: str, webhook_id: str, now: datetime):
+    same = Q(body_sha256=body_sha256)
+    if webhook_id:
+        same |= Q(webhook_id=webhook_id)
+    return (
+        Message.objects.filter(same, connection_id=connection_id, received_at__gte=now - DUPLICATE_WINDOW)
+        .order_by("received_at")
+        .values_list("id", "status", "readings_count", "error")
+        .first()
+    )
+
+
+def _devices_of(
+    *, connection: Connection, parsed: Parsed, serial_in_url: str, known: Device | None, seen_at: datetime
+) -> tuple[list[Device], int, list[Device]]:
+    """(devices by identity index, index of the default device, devices that existed before).
+
+    Readings that name no device belong to the device of the URL's serial, else to the
+    first device the message names. InvalidPack when a device cannot be found or made.
+    """
+    identities = list(parsed.devices)
+    default = 0
+    if any(reading.device is None for reading in parsed.readings):
+        if serial_in_url:
+            by_url = identity_from_serial(serial_in_url)
+            named = [index for index, identity in enumerate(identities) if identity.lookup == by_url.lookup]
+            if named:
+                default = named[0]
+            else:
+                identities.append(by_url)
+                default = len(identities) - 1
+        elif not identities:
+            raise InvalidPack(
+                "the message names no device: no name starts with urn:dev:<TYPE>:<ID>: and the URL has no serial"
+            )
+    devices, existing = [], []
+    for identity in identities:
+        if known is not None and len(identities) == 1:
+            device, created = known, False
+        else:
+            try:
+                device, created = device_for_identifiers(
+                    tenant_id=connection.tenant_id,
+                    identity=identity,
+                    auto_create=connection.auto_create_devices,
+                    seen_at=seen_at,
+                )
+            except DeviceConflict as exc:
+                raise InvalidPack(str(exc)) from None
+        if device is None:
+            raise InvalidPack(f"unknown device ({identity.describe()}) and this connection does not create devices")
+        devices.append(device)
+        if not created:
+            existing.append(device)
+    return devices, default, existing
+
+
+def _store_readings(*, message: Message, parsed: Parsed, devices: list[Device], default: int) -> int:
+    rows = [
+        Reading(
+            tenant_id=message.tenant_id,
+            device=devices[default if reading.device is None else reading.device],
+            message=message,
+            name=reading.name,
+            unit=reading.unit,
+            kind=reading.kind,
+            value=reading.value,
+            sum=reading.sum,
+            time=reading.time,
+        )
+        for reading in parsed.readings
+    ]
+    Reading.objects.bulk_create(rows)
+    return len(rows)
+
+
+def _mark_seen(devices: list[Device], seen_at: datetime) -> None:
+    if devices:
+        Device.objects.filter(
+            Q(last_seen_at__lt=seen_at) | Q(last_seen_at__isnull=True), pk__in=[d.pk for d in devices]
+        ).update(last_seen_at=seen_at)
+
+
+def _normalise(
+    *, message: Message, connection: Connection, parsed: Parsed, known: Device | None
+) -> tuple[list[Device], int, list[Device]]:
+    devices, default, existing = _devices_of(
+        connection=connection,
+        parsed=parsed,
+        serial_in_url=message.serial_in_url,
+        known=known,
+        seen_at=message.received_at,
+    )
+    message.device = devices[default] if devices else None
+    message.skipped = parsed.skipped
+    message.readings_count = len(parsed.readings)
+    return devices, default, existing
+
+
+def message_ingest(
+    *,
+    connection: Connection,
+    body: bytes,
+    headers: Mapping[str, str],
+    content_type: str = "",
+    serial_in_url: str = "",
+    source_ip: str | None = None,
+    request_id: str = "",
+    received_at: datetime | None = None,
+) -> IngestResult:
+    """Verify, store and normalise one request to a connection.
+
+    Raises NotAuthentic (nothing stored) or NotJson (nothing stored). A body that is
+    authentic JSON but not a valid pack is stored `invalid` with the reason. A
+    duplicate returns the first message's result with `duplicate=True`, storing nothing.
+    Database errors propagate: the caller must not answer 2xx then.
+    """
+    received_at = received_at or timezone.now()
+    kind = kind_for(connection)
+    inbound = Inbound(
+        body=body, headers=headers, received_at=received_at, content_type=content_type, serial_in_url=serial_in_url
+    )
+    verified = kind.verify(connection=connection, inbound=inbound)
+    inbound.document  # noqa: B018 — raises NotJson before anything is stored
+    error = ""
+    try:
+        parsed = kind.parse(connection=connection, inbound=inbound)
+    except InvalidPack as exc:
+        parsed, error = None, str(exc)
+    body_sha256 = hashlib.sha256(body).hexdigest()
+    message = Message(
+        tenant_id=connection.tenant_id,
+        connection=connection,
+        received_at=received_at,
+        body=body,
+        body_sha256=body_sha256,
+        content_type=content_type[:200],
+        webhook_id=verified.webhook_id,
+        serial_in_url=serial_in_url,
+        source_ip=source_ip,
+        request_id=request_id,
+    )
+    with transaction.atomic():
+        _lock_duplicates(connection.pk, body_sha256, verified.webhook_id)
+        first = _first_duplicate(connection.pk, body_sha256, verified.webhook_id, received_at)
+        if first is not None:
+            first_id, status, readings, first_error = first
+            return IngestResult(
+                message_id=first_id, status=status, readings=readings, error=first_error, duplicate=True
+            )
+        devices, default, existing = [], 0, []
+        if parsed is not None:
+            try:
+                devices, default, existing = _normalise(
+                    message=message, connection=connection, parsed=parsed, known=verified.device
+                )
+            except InvalidPack as exc:
+                error = str(exc)
+        message.status = Message.Status.INVALID if error else Message.Status.ACCEPTED
+        message.error = error
+        if error:
+            message.readings_count = 0
+        message.save(force_insert=True)
+        if not error:
+            _store_readings(message=message, parsed=parsed, devices=devices, default=default)
+            _mark_seen(existing, received_at)
+            deliveries_create_for_message(message=message)
+    return IngestResult(message_id=message.pk, status=message.status, readings=message.readings_count, error=error)
+
+
+def message_reprocess(*, message: Message) -> Message:
+    """Normalise an `invalid` message again (after its cause was fixed); it becomes `accepted` or stays `invalid`.
+
+    Relative SenML times resolve against the original receipt time. The request was
+    verified when it arrived, so it is not verified again.
+    """
+    with transaction.atomic():
+        message = Message.objects.select_for_update().select_related("connection").get(pk=message.pk)
+        if message.status != Message.Status.INVALID:
+            raise NotReprocessable(f"message {message.pk} is {message.status}; only an invalid message is re-processed")
+        connection = message.connection
+        inbound = Inbound(
+            body=bytes(message.body),
+            headers={},
+            received_at=message.received_at,
+            content_type=message.content_type,
+            serial_in_url=message.serial_in_url,
+        )
+        try:
+            parsed = kind_for(connection).parse(connection=connection, inbound=inbound)
+            devices, default, existing = _normalise(message=message, connection=connection, parsed=parsed, known=None)
+        except (InvalidPack, NotJson) as exc:
+            message.error = str(exc)
+            message.save(update_fields=["error"])
+            return message
+        message.status = Message.Status.ACCEPTED
+        message.error = ""
+        message.save(update_fields=["status", "error", "device", "skipped", "readings_count"])
+        _store_readings(message=message, parsed=parsed, devices=devices, default=default)
+        _mark_seen(existing, message.received_at)
+        deliveries_create_for_message(message=message)
+    return message
