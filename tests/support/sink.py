@@ -25,6 +25,7 @@ import asyncio
 import ssl
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,7 +130,11 @@ class HttpsSink:
         if self._tls_max is not None and self._tls_max < ssl.TLSVersion.TLSv1_2:
             # OpenSSL 3 refuses TLS < 1.2 at the default security level; this server is old on purpose.
             ctx.set_ciphers(self._ciphers or "DEFAULT:@SECLEVEL=0")
-            ctx.minimum_version = self._tls_min or ssl.TLSVersion.TLSv1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.minimum_version = self._tls_min or ssl.TLSVersion.TLSv1
+                ctx.maximum_version = self._tls_max
+            return ctx
         elif self._ciphers:
             ctx.set_ciphers(self._ciphers)
         if self._tls_min is not None:
@@ -138,7 +143,67 @@ class HttpsSink:
             ctx.maximum_version = self._tls_max
         return ctx
 
+    @property
+    def _legacy(self) -> bool:
+        # asyncio drops the TLS alert of a failed handshake (it force-closes the transport),
+        # so servers that exist to refuse handshakes run on blocking sockets instead.
+        return self._cert is not None and (self._tls_max is not None or self._ciphers is not None)
+
+    def _start_legacy(self) -> HttpsSink:
+        import socketserver
+
+        sink = self
+        context = self._ssl_context()
+        assert context is not None
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                sink.connections_opened += 1
+                try:
+                    with context.wrap_socket(self.request, server_side=True) as tls:
+                        tls.settimeout(10)
+                        data = b""
+                        while b"\r\n\r\n" not in data:
+                            chunk = tls.recv(65536)
+                            if not chunk:
+                                return
+                            data += chunk
+                        head, _, body = data.partition(b"\r\n\r\n")
+                        lines = head.decode("latin-1").split("\r\n")
+                        method, target, _ = lines[0].split(" ", 2)
+                        headers = [(k.strip(), v.strip()) for k, _, v in (x.partition(":") for x in lines[1:] if x)]
+                        length = int({k.lower(): v for k, v in headers}.get("content-length", "0") or 0)
+                        while len(body) < length:
+                            chunk = tls.recv(65536)
+                            if not chunk:
+                                break
+                            body += chunk
+                        path, _, query = target.partition("?")
+                        recorded = Recorded(method, target, path, query, headers, body, time.time(), "")
+                        with sink._arrived:
+                            sink._requests.append(recorded)
+                            sink._arrived.notify_all()
+                        answer = sink._choose(recorded)
+                        reason = REASONS.get(answer.status, "Status")
+                        tls.sendall(
+                            f"HTTP/1.1 {answer.status} {reason}\r\nContent-Length: {len(answer.body)}\r\n"
+                            "Connection: close\r\n\r\n".encode()
+                            + answer.body
+                        )
+                except (ssl.SSLError, OSError, ValueError):
+                    return
+
+        server = socketserver.ThreadingTCPServer((self.host, 0), Handler)
+        server.daemon_threads = True
+        self._legacy_server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, name=f"sink-{id(self)}", daemon=True)
+        self._thread.start()
+        return self
+
     def start(self) -> HttpsSink:
+        if self._legacy:
+            return self._start_legacy()
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -158,6 +223,10 @@ class HttpsSink:
                 return
             ready.set()
             loop.run_forever()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name=f"sink-{id(self)}", daemon=True)
@@ -168,6 +237,11 @@ class HttpsSink:
         return self
 
     def stop(self) -> None:
+        legacy = getattr(self, "_legacy_server", None)
+        if legacy is not None:
+            legacy.shutdown()
+            legacy.server_close()
+            return
         loop = self._loop
         if loop is None or not loop.is_running():
             return
