@@ -1,16 +1,13 @@
-"""The portal's tenant-side pages."""
+"""The tenant switcher for people who are members of several tenants."""
+
+from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from portal.tenancy import tenant_switch
-
-
-@login_required
-def dashboard(request):
-    return render(request, "portal/dashboard.html")
 
 
 @login_required
@@ -22,4 +19,5 @@ def tenant_switch_view(request):
         tenant_id = -1
     if not tenant_switch(request, tenant_id):
         messages.error(request, "You are not a member of that tenant.")
+    # Object pages of the old tenant would answer 404 in the new one: start from its dashboard.
     return redirect("dashboard")
