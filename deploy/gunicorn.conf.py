@@ -9,6 +9,7 @@ GUNICORN_TIMEOUT, GUNICORN_MAX_REQUESTS, FORWARDED_ALLOW_IPS, LOG_FORMAT, LOG_LE
 
 import multiprocessing
 import os
+import socket
 from pathlib import Path
 
 # The project root, so `portal` imports wherever gunicorn was started from.
@@ -64,10 +65,13 @@ logconfig_dict = {
 
 
 def on_starting(server):
-    """The master, before it forks: its workers write their metrics under <metrics dir>/web/, emptied now."""
+    """The master, before it forks: its workers write metrics under <metrics dir>/web-<host name>/, emptied now.
+
+    The host name keeps the web containers that share one metrics volume apart.
+    """
     from portal import metrics
 
-    metrics.multiprocess_dir_claim("web")
+    metrics.multiprocess_dir_claim(f"web-{socket.gethostname()}")
 
 
 def child_exit(server, worker):

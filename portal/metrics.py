@@ -4,7 +4,7 @@ Web processes (several gunicorn workers) and Celery worker processes all count, 
 counters live in prometheus-client's multiprocess mode: each process writes its values
 to small memory-mapped files under one directory per machine, `PROMETHEUS_MULTIPROC_DIR`
 (default `var/prometheus/`), and /metrics adds up every file found there. A service's
-main process claims a subdirectory of its own (`web/`, `celery-<node name>/`) and empties
+main process claims a subdirectory of its own (`web-<host>/`, `celery-<node name>/`) and empties
 it when it starts, so a restart never wipes the files of the processes of another
 service that are still running. Gauges that describe the data (pending deliveries, the
 oldest one's age, disabled destinations) are computed from the database when scraped.
@@ -218,13 +218,18 @@ def delivery_queue_stats() -> dict[str, float]:
     }
 
 
-def exposition(*, include_database: bool = True) -> bytes:
-    """The text a scrape gets: every process's counters, plus the database gauges."""
+def machine_registry(*, include_database: bool) -> CollectorRegistry:
+    """Every process's counters on this machine, and optionally the database gauges."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_FilesCollector())
     if include_database:
         registry.register(_DatabaseCollector())
-    output = generate_latest(registry)
+    return registry
+
+
+def exposition(*, include_database: bool = True) -> bytes:
+    """The text a scrape gets: every process's counters, plus the database gauges."""
+    output = generate_latest(machine_registry(include_database=include_database))
     if not multiprocess_mode():
         # prometheus-client was imported before PROMETHEUS_MULTIPROC_DIR was set: this
         # process counts in memory, so serve its own registry too.
@@ -255,7 +260,16 @@ def metrics_access_allowed(request) -> bool:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(allowed, strict=False) for allowed in settings.METRICS_ALLOWED_IPS)
+    return any(address in network for network in _networks(settings.METRICS_ALLOWED_IPS))
+
+
+def _networks(entries: list[str]) -> list:
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
 
 
 def metrics_view(request):

@@ -113,7 +113,7 @@ def test_all_gunicorn_workers_count_into_one_scrape(gunicorn):
     assert value(text, "portal_http_requests_total", area="healthz", code="200") - before == 30
     assert value(text, "portal_metrics_database_up") == 1
     # The workers wrote under the web service's own directory.
-    assert list((metrics.ROOT / "web").glob("counter_*.db"))
+    assert list((metrics.ROOT / f"web-{socket.gethostname()}").glob("counter_*.db"))
 
 
 def test_gunicorn_logs_json_lines_with_the_request_id(gunicorn):
