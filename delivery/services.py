@@ -15,6 +15,7 @@ import secrets as random
 import socket
 import ssl
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 
 from cryptography import x509
@@ -482,7 +483,9 @@ def _inspection_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # old versions are what we want to see here
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
     ctx.set_ciphers("ALL:@SECLEVEL=0")
     return ctx
 
