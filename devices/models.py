@@ -50,7 +50,8 @@ class Device(TenantOwned):
 
     @property
     def auth_key_set(self) -> bool:
-        return self.auth_key is not None
+        # A new instance holds "" until it is read back; only a sealed key counts.
+        return bool(self.auth_key)
 
 
 class Reading(TenantOwned):

@@ -26,6 +26,8 @@ from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
 from ingest.models import Connection, Message
 from ingest.normalised import Parsed
+from portal.models import Tenant
+from portal.secrets import Actor, secret_generate, secret_set, whsec_form
 
 # The same body (or the same webhook-id) on one connection within this window is a duplicate.
 DUPLICATE_WINDOW = timedelta(hours=24)
@@ -40,6 +42,31 @@ class IngestResult:
     readings: int
     error: str = ""
     duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewConnection:
+    """A connection just made: its generated secret and whsec key exist only here, to be shown once."""
+
+    connection: Connection
+    generated_secret: str | None
+    whsec: str | None
+
+
+def connection_create(*, tenant: Tenant, actor: Actor, secret: str | None = None, **fields) -> NewConnection:
+    """A new connection; one whose kind verifies with a shared secret gets one generated when none is given."""
+    with transaction.atomic():
+        connection = Connection.objects.create(tenant=tenant, **fields)
+        kind = kind_for(connection)
+        generated = None
+        if not secret and kind.needs_secret(connection):
+            secret = generated = secret_generate()
+        if secret:
+            secret_set(obj=connection, field="secret", value=secret, actor=actor)
+    whsec = whsec_form(secret) if secret and kind.accepts_whsec else None
+    # Read back, so the secret fields hold what is stored (sealed, or None), never the plain value.
+    connection = Connection.objects.get(pk=connection.pk)
+    return NewConnection(connection=connection, generated_secret=generated, whsec=whsec)
 
 
 class NotReprocessable(Exception):

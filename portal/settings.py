@@ -225,6 +225,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that share a field name get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "ConnectionKindEnum": "ingest.models.ConnectionKind",
+        "ReadingKindEnum": "devices.models.Reading.Kind",
+        "MessageStatusEnum": "ingest.models.Message.Status",
+    },
 }
 
 # Celery: the database is the truth, the broker only a doorbell.

@@ -1,0 +1,117 @@
+"""The devices/ API resource: identifiers, CUSTOM1-3, write-only auth_key, filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from devices.models import Device
+from portal.models import SecretAuditLog
+
+KEY = "Device-Key-0123456789abcdef"
+
+
+def test_a_device_created_without_a_urn_is_named_by_its_first_identifier(bob, api_as):
+    response = api_as(bob).post("/api/v1/devices/", {"serial": "SN-1", "imei": "353785720001234"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["urn"] == "urn:dev:IMEI:353785720001234:"
+
+
+def test_the_auth_key_is_write_only_and_said_to_be_set(bob, api_as):
+    client = api_as(bob)
+    created = client.post("/api/v1/devices/", {"serial": "SN-1", "auth_key": KEY}, format="json")
+    assert created.status_code == 201
+    assert "auth_key" not in created.json() and created.json()["auth_key_set"] is True
+    assert KEY not in created.content.decode() + client.get("/api/v1/devices/").content.decode()
+    device = Device.objects.get()
+    assert device.auth_key.reveal() == KEY
+    assert SecretAuditLog.objects.filter(field="auth_key", object_id=str(device.pk)).count() == 1
+
+
+def test_a_device_without_a_key_says_so(bob, api_as):
+    assert api_as(bob).post("/api/v1/devices/", {"serial": "SN-1"}, format="json").json()["auth_key_set"] is False
+
+
+def test_an_empty_auth_key_clears_it(bob, api_as):
+    client = api_as(bob)
+    device_id = client.post("/api/v1/devices/", {"serial": "SN-1", "auth_key": KEY}, format="json").json()["id"]
+    assert (
+        client.patch(f"/api/v1/devices/{device_id}/", {"auth_key": ""}, format="json").json()["auth_key_set"] is False
+    )
+    assert Device.objects.get().auth_key is None
+
+
+def test_a_short_auth_key_is_refused(bob, api_as):
+    response = api_as(bob).post("/api/v1/devices/", {"serial": "SN-1", "auth_key": "short"}, format="json")
+    assert response.status_code == 400 and "auth_key" in response.json()
+
+
+def test_an_editor_patches_custom_fields(bob, api_as, acme):
+    device = Device.objects.create(tenant=acme, serial="SN-1", urn="urn:dev:SERIAL:SN-1:")
+    response = api_as(bob).patch(
+        f"/api/v1/devices/{device.pk}/", {"custom1": "plant-7", "custom2": "line 3", "custom3": "€ ok"}, format="json"
+    )
+    assert response.status_code == 200
+    device.refresh_from_db()
+    assert (device.custom1, device.custom2, device.custom3) == ("plant-7", "line 3", "€ ok")
+
+
+def test_a_viewer_cannot_patch_custom_fields(vera, api_as, acme):
+    device = Device.objects.create(tenant=acme, serial="SN-1")
+    assert api_as(vera).patch(f"/api/v1/devices/{device.pk}/", {"custom1": "x"}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"serial": "SN-1", "custom1": "x" * 256}, "custom1"),
+        ({"imei": "35378572000123A"}, "imei"),
+        ({"iccid": "8931"}, "iccid"),
+        ({"dev_eui": "0059AC00001A2B3"}, "dev_eui"),
+        ({"serial": "has space"}, "serial"),
+        ({"serial": "SN-1", "urn": "urn:dev:IMEI:1:extra"}, "urn"),
+        ({"serial": "SN-1", "tags": "not-a-list"}, "tags"),
+    ],
+)
+def test_invalid_fields_are_reported_field_by_field(bob, api_as, fields, field):
+    response = api_as(bob).post("/api/v1/devices/", fields, format="json")
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_an_identifier_is_unique_within_a_tenant_only(bob, charlie, api_as, acme, globex):
+    Device.objects.create(tenant=acme, serial="SN-1")
+    Device.objects.create(tenant=globex, serial="SN-2")
+    response = api_as(bob).post("/api/v1/devices/", {"serial": "SN-1"}, format="json")
+    assert response.status_code == 400 and "serial" in response.json()
+    assert api_as(bob).post("/api/v1/devices/", {"serial": "SN-2"}, format="json").status_code == 201
+
+
+def test_dev_eui_is_stored_in_upper_case(bob, api_as):
+    assert (
+        api_as(bob).post("/api/v1/devices/", {"dev_eui": "0059ac00001a2b3c"}, format="json").json()["dev_eui"]
+        == "0059AC00001A2B3C"
+    )
+
+
+def test_devices_filter_by_identifiers_and_tag(vera, api_as, acme):
+    a = Device.objects.create(tenant=acme, serial="SN-1", imei="353785720001234", tags=["north", "pump"])
+    b = Device.objects.create(
+        tenant=acme, serial="SN-2", iccid="89314404000123456789", dev_eui="0059AC00001A2B3C", tags=["south"]
+    )
+    client = api_as(vera)
+
+    def ids(query: str) -> list[int]:
+        return [d["id"] for d in client.get(f"/api/v1/devices/?{query}").json()["results"]]
+
+    assert ids("serial=SN-2") == [b.pk]
+    assert ids("imei=353785720001234") == [a.pk]
+    assert ids("iccid=89314404000123456789") == [b.pk]
+    assert ids("dev_eui=0059AC00001A2B3C") == [b.pk]
+    assert ids("tag=pump") == [a.pk]
+    assert ids("tag=pum") == []
+
+
+def test_last_seen_is_not_writable(bob, api_as, acme):
+    device = Device.objects.create(tenant=acme, serial="SN-1")
+    api_as(bob).patch(f"/api/v1/devices/{device.pk}/", {"last_seen_at": "2020-01-01T00:00:00Z"}, format="json")
+    device.refresh_from_db()
+    assert device.last_seen_at is None
