@@ -1,0 +1,78 @@
+"""The Django admin of devices (CUSTOM1-3 editable in the list, key write-only) and readings (read-only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from devices.models import Device, Reading
+from ingest.services import message_ingest
+from portal.secrets import Actor, secret_set
+from tests.ingest.conftest import kpn_headers, senml
+from tests.ingest.test_isolation import make_connection
+
+KEY = "Device-Key-0123456789abcdef"
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+def test_custom_fields_are_edited_in_the_device_list(staff_client, acme):
+    device = Device.objects.create(tenant=acme, serial="SN-1")
+    form = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-id": device.pk,
+        "form-0-custom1": "plant-7",
+        "form-0-custom2": "line 3",
+        "form-0-custom3": "",
+        "_save": "Save",
+    }
+    response = staff_client.post("/admin/devices/device/", form)
+    assert response.status_code == 302
+    device.refresh_from_db()
+    assert (device.custom1, device.custom2) == ("plant-7", "line 3")
+
+
+def test_devices_are_found_by_any_identifier_or_custom_field(staff_client, acme):
+    Device.objects.create(tenant=acme, serial="SN-1", custom2="find-me")
+    Device.objects.create(tenant=acme, serial="SN-2")
+    page = staff_client.get("/admin/devices/device/?q=find-me").content.decode()
+    assert "SN-1" in page and "SN-2" not in page
+
+
+def test_the_device_key_is_never_shown_and_is_set_write_only(staff_client, acme):
+    device = Device.objects.create(tenant=acme, serial="SN-1")
+    secret_set(obj=device, field="auth_key", value=KEY, actor=Actor(label="t"))
+    device.refresh_from_db()
+    page = staff_client.get(f"/admin/devices/device/{device.pk}/change/").content.decode()
+    assert KEY not in page and device.auth_key.token not in page
+    form = {"tenant": acme.pk, "serial": "SN-1", "tags": "[]", "new_auth_key": "Another-Key-0123456789abc"}
+    assert staff_client.post(f"/admin/devices/device/{device.pk}/change/", form).status_code == 302
+    device.refresh_from_db()
+    assert device.auth_key.reveal() == "Another-Key-0123456789abc"
+
+
+def test_a_device_added_in_the_admin_gets_its_urn(staff_client, acme):
+    form = {"tenant": acme.pk, "dev_eui": "0059ac00001a2b3c", "tags": "[]"}
+    response = staff_client.post("/admin/devices/device/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Device.objects.get().urn == "urn:dev:DEVEUI:0059AC00001A2B3C:"
+
+
+def test_an_invalid_identifier_is_refused_in_the_admin(staff_client, acme):
+    response = staff_client.post("/admin/devices/device/add/", {"tenant": acme.pk, "imei": "12", "tags": "[]"})
+    assert response.status_code == 200 and "14 to 16 digits" in response.content.decode()
+    assert Device.objects.count() == 0
+
+
+def test_readings_are_read_only(staff_client, acme):
+    body = senml({"n": "temperature", "v": 21.5})
+    message_ingest(connection=make_connection(acme), body=body, headers=kpn_headers(body))
+    reading = Reading.objects.get()
+    assert staff_client.get("/admin/devices/reading/").status_code == 200
+    page = staff_client.get(f"/admin/devices/reading/{reading.pk}/change/").content.decode()
+    assert "temperature" in page and 'name="_save"' not in page
+    assert staff_client.get("/admin/devices/reading/add/").status_code == 403
