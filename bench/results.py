@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,21 +79,21 @@ def results_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine_line(*, cores: int, date: str, duration_s: float) -> str:
+def machine_line(*, cores: int, date: str, duration_s: float, load_before: float) -> str:
     return (
         f"Measured {date} on {cores} cores ({platform.machine()}, Python {platform.python_version()}, "
-        f"load average before the run {os.getloadavg()[0]:.2f}); the whole run took {duration_s:.0f} s."
+        f"load average before the run {load_before:.2f}); the whole run took {duration_s:.0f} s."
     )
 
 
-def results_document(report: Report, *, cores: int, date: str, duration_s: float) -> str:
+def results_document(report: Report, *, cores: int, date: str, duration_s: float, load_before: float) -> str:
     parts = [
         "# Benchmark results",
         "",
         "Written by `make bench` (bench/run.py); see the README's Benchmarks section for what each",
         "scenario measures. Every baseline was measured in the same run, on the same machine.",
         "",
-        machine_line(cores=cores, date=date, duration_s=duration_s),
+        machine_line(cores=cores, date=date, duration_s=duration_s, load_before=load_before),
         "",
         results_table(report.rows),
     ]

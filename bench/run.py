@@ -5,13 +5,14 @@ Redis database 5, an HTTPS sink with a throwaway CA, gunicorn, Celery worker and
 runs the scenarios, prints a markdown table and writes it to bench/RESULTS.md. Every
 process it starts is stopped on the way out, on failure and on Ctrl-C too.
 
-    python bench/run.py [--only delivery,isolation,fanout,ingest] [--no-write]
+    python bench/run.py [--only delivery,isolation,fanout,ingest] [--no-write] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import os
 import secrets
 import shutil
@@ -52,9 +53,12 @@ def _row_order(report: Report) -> None:
     report.rows.sort(key=lambda row: row.scenario.split(" ", 1)[0])
 
 
-def bench_run(*, only: tuple[str, ...], write: bool) -> int:
+def bench_run(*, only: tuple[str, ...], write: bool, quick: bool = False) -> int:
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupt)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sink poll otherwise
+    cores = os.cpu_count() or 0
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     procs = ProcessSet(tmp)
     report = Report()
@@ -70,14 +74,15 @@ def bench_run(*, only: tuple[str, ...], write: bool) -> int:
         api = PortalApi.for_new_tenant(stack=stack, slug="bench")
         sink = SinkControl(stack.control_url)
         bench = Bench(stack=stack, api=api, sink=sink, report=report, run=secrets.token_hex(3))
+        scale = 0.1 if quick else 1.0  # --quick: a short run to try the harness, not figures
         if "delivery" in only:
-            scenario_delivery(bench, backlog=4000, rate=200, seconds=15)
+            scenario_delivery(bench, backlog=int(4000 * scale), rate=200, seconds=15 * scale)
         if "isolation" in only:
-            scenario_isolation(bench, backlog=4000, rate=200, seconds=15)
+            scenario_isolation(bench, backlog=int(4000 * scale), rate=200, seconds=15 * scale)
         if "fanout" in only:
-            scenario_fanout(bench, destinations=50, repeats=40)
+            scenario_fanout(bench, destinations=50, repeats=int(40 * scale))
         if "ingest" in only:
-            scenario_ingest(bench, levels=(4, 16, 64), seconds=8, paced_rate=500)
+            scenario_ingest(bench, levels=(8,) if quick else (4, 16, 64), seconds=3 if quick else 8, paced_rate=500)
         api.close()
         sink.close()
         ok = True
@@ -99,8 +104,15 @@ def bench_run(*, only: tuple[str, ...], write: bool) -> int:
     if not ok:
         return 130
     _row_order(report)
+    if load_before > cores / 2:
+        report.note(
+            f"the machine was busy before the run (load average {load_before:.1f} on {cores} cores):"
+            " other processes shared the CPU, so rates are lower and latencies higher than on an idle machine."
+        )
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    document = results_document(report, cores=os.cpu_count() or 0, date=date, duration_s=time.monotonic() - started)
+    document = results_document(
+        report, cores=cores, date=date, duration_s=time.monotonic() - started, load_before=load_before
+    )
     print()
     print(results_table(report.rows))
     print()
@@ -116,12 +128,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks of SPEC section 12.")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--no-write", action="store_true", help="print the table but leave bench/RESULTS.md alone")
+    parser.add_argument("--quick", action="store_true", help="a short run to try the harness (implies --no-write)")
     args = parser.parse_args()
     only = tuple(name.strip() for name in args.only.split(",") if name.strip())
     unknown = set(only) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-    return bench_run(only=only, write=not args.no_write and set(only) == set(SCENARIOS))
+    write = not args.no_write and not args.quick and set(only) == set(SCENARIOS)
+    return bench_run(only=only, write=write, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import httpx
 from bench.loadgen import Sent, burst_post, paced_post
 from bench.payloads import SignedBody, kpn_token, marker, senml_pack, wrk_data_write
 from bench.portal_api import PortalApi, Route
-from bench.processes import rss_peak_mb, rss_peak_reset
+from bench.processes import cpu_seconds, rss_peak_mb, rss_peak_reset
+from bench.queries import delivery_queries, ingest_queries
 from bench.results import Report, fmt_mb, fmt_ms, fmt_rate, fmt_ratio, percentile
 from bench.sink import SinkControl
 from bench.stack import ROOT, Stack, worker_commands
@@ -55,6 +56,12 @@ class Bench:
                 (route.ingest_path, SignedBody(seq=seq, body=body, token=kpn_token(body=body, secret=route.secret)))
             )
         return out
+
+    def cpu(self, *names: str) -> float:
+        """CPU seconds used so far by the named children's process groups."""
+        return cpu_seconds(
+            [pid for name in names if name in self.stack.procs.children for pid in self.stack.procs.group_pids(name)]
+        )
 
     def expected(self, routes: list[Route], items: list[tuple[str, SignedBody]]) -> dict[tuple[str, str], str]:
         """(marker, sink path) each message should reach -> its ingest path."""
@@ -117,6 +124,7 @@ class DeliveryFigures:
     e2e_ms: list[float]
     rejected: int
     hung: int
+    worker_cpu_ms: float
 
     @property
     def p50(self) -> float:
@@ -134,19 +142,25 @@ def delivery_measure(
     stack = b.stack
     stack.stop_workers()
     items = b.items(routes, backlog)
+    t0 = time.monotonic()
     sent = asyncio.run(burst_post(base_url=stack.web_url, items=items, concurrency=8))
+    print(
+        f"  {label}: ingested a backlog of {backlog:,} in {time.monotonic() - t0:.1f} s (workers stopped)", flush=True
+    )
     _check_accepted(sent, f"{label} backlog")
     expected = b.expected(routes, items)
     b.sink.reset()
     began = time.monotonic()
     stack.start_workers()
     drained = receipts_wait(b.sink, set(expected), timeout=max(60.0, backlog / 50))
+    worker_cpu = b.cpu(*[n for n in worker_commands() if n != "beat"])
     times = sorted(drained.times.values())
     drain_rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else math.nan
     start_to_last = times[-1] - began if times else math.nan
     print(
         f"  {label}: drained {len(times)}/{len(expected)} in {start_to_last:.1f} s after worker start,"
-        f" {drain_rate:,.0f} deliveries/s first to last receipt",
+        f" {drain_rate:,.0f} deliveries/s first to last receipt; worker CPU {worker_cpu:.1f} s"
+        f" ({1000 * worker_cpu / max(len(times), 1):.2f} ms a delivery, start-up included)",
         flush=True,
     )
 
@@ -171,6 +185,7 @@ def delivery_measure(
         e2e_ms=e2e,
         rejected=drained.rejected + paced.rejected,
         hung=drained.hung + paced.hung,
+        worker_cpu_ms=1000 * worker_cpu / max(len(times), 1),
     )
     print(
         f"  {label}: {len(e2e)}/{len(expected)} delivered at {figures.latency_rate:,.0f} msg/s,"
@@ -236,6 +251,14 @@ def scenario_delivery(b: Bench, *, backlog: int, rate: float, seconds: float) ->
     for pid in b.stack.procs.group_pids("web"):
         rss_peak_reset(pid)
 
+    # SQL statements per delivery, counted on a small batch sent by the pump in this process.
+    b.stack.stop_workers()
+    sent = asyncio.run(burst_post(base_url=b.stack.web_url, items=b.items([route], 200), concurrency=8))
+    _check_accepted(sent, "delivery query count")
+    counted = delivery_queries(stack=b.stack, expected=len(sent))
+    b.report.note(f"delivery: {counted.describe()} per delivery, over a pump run of {counted.items} deliveries.")
+    print(f"  delivery: {counted.describe()} per delivery", flush=True)
+
     ours = delivery_measure(b, routes=[route], backlog=backlog, rate=rate, seconds=seconds, label="delivery")
     peaks = memory_peaks(b)
     baseline = httpx_baseline(b, count=backlog, sink_path="/d/baseline", env_var="BENCH_BASELINE_SECRET")
@@ -267,6 +290,10 @@ def scenario_delivery(b: Bench, *, backlog: int, rate: float, seconds: float) ->
             f"delivery: {backlog - ours.drain_delivered} of the backlog and "
             f"{ours.latency_sent - ours.latency_delivered} of the paced messages had not reached the sink in time."
         )
+    b.report.note(
+        f"delivery: the worker processes used {ours.worker_cpu_ms:.2f} ms of CPU per delivery while draining"
+        " the backlog (start-up included)."
+    )
     web_peak, web_n = peaks["web"]
     worker_peak, worker_n = peaks["worker"]
     b.report.add(
@@ -453,12 +480,20 @@ def scenario_ingest(b: Bench, *, levels: tuple[int, ...], seconds: int, paced_ra
     ceiling = 6000  # unique bodies per second of run: more than this server can accept
     warm = wrk_run(b, path=route.ingest_path, data=_wrk_data(b, route, 16 * 1000), connections=16, seconds=3)
     print(f"  warm-up: {warm['rate']:,.0f} msg/s", flush=True)
-    accepted = warm["ok"]
+    counted = ingest_queries(stack=b.stack, path=route.ingest_path, bodies=[item for _p, item in b.items([route], 50)])
+    accepted = warm["ok"] + counted.items
+    b.report.note(f"ingest: {counted.describe()} per accepted message (middleware and view, {counted.items} messages).")
+    print(f"  ingest: {counted.describe()} per message", flush=True)
     best = {"ours": None, "bare": None}
     for level in levels:
         data = _wrk_data(b, route, ceiling * seconds)
+        cpu0 = b.cpu("web")
         ours = wrk_run(b, path=route.ingest_path, data=data, connections=level, seconds=seconds)
+        cpu1 = b.cpu("web")
         bare = wrk_run(b, path="/bench/bare/", data=data, connections=level, seconds=seconds)
+        cpu2 = b.cpu("web")
+        ours["cpu_ms"] = 1000 * (cpu1 - cpu0) / max(ours["requests"], 1)
+        bare["cpu_ms"] = 1000 * (cpu2 - cpu1) / max(bare["requests"], 1)
         data.unlink()
         accepted += ours["ok"]
         if ours["wrapped"]:
@@ -469,7 +504,8 @@ def scenario_ingest(b: Bench, *, levels: tuple[int, ...], seconds: int, paced_ra
         errors = ours["other"] + ours["errors_connect"] + ours["errors_read"] + ours["errors_timeout"]
         print(
             f"  c={level}: ingest {ours['rate']:,.0f} msg/s p50 {ours['p50_ms']:.1f} ms p99 {ours['p99_ms']:.1f} ms"
-            f" (non-200/errors {errors}); bare view {bare['rate']:,.0f}/s p99 {bare['p99_ms']:.1f} ms",
+            f" web CPU {ours['cpu_ms']:.2f} ms/msg (non-200/errors {errors});"
+            f" bare view {bare['rate']:,.0f}/s p99 {bare['p99_ms']:.1f} ms web CPU {bare['cpu_ms']:.2f} ms/req",
             flush=True,
         )
         b.report.add(
@@ -484,6 +520,10 @@ def scenario_ingest(b: Bench, *, levels: tuple[int, ...], seconds: int, paced_ra
         if errors:
             b.report.note(f"ingest c={level}: {errors} requests were not answered 200 (status or socket errors).")
     top, top_bare = best["ours"], best["bare"]
+    b.report.note(
+        f"ingest: the web processes used {top['cpu_ms']:.2f} ms of CPU per message at c={top['level']}"
+        f" (bare view: {top_bare['cpu_ms']:.2f} ms per request), PostgreSQL's own CPU not counted."
+    )
     ratio = top["rate"] / top_bare["rate"] if top_bare["rate"] else math.nan
     b.report.add(
         "1 ingest",
@@ -518,7 +558,9 @@ def scenario_ingest(b: Bench, *, levels: tuple[int, ...], seconds: int, paced_ra
         )
     stored = b.api.messages_count(connection_id=route.connection_id)
     if stored is not None:
+        # Requests still in flight when wrk stops are stored but not counted by wrk: stored >= answered.
         b.report.note(
-            f"ingest: wrk counted {accepted:,} messages answered 200; the portal's API lists {stored:,} stored"
-            f" for the connection{'' if stored == accepted else ' — they differ'}."
+            f"ingest: {accepted:,} messages were answered 200 and the portal's API lists {stored:,} stored for the"
+            f" connection{'' if stored >= accepted else ' — fewer than answered: messages were lost'}"
+            " (requests in flight when wrk stops are stored but not counted)."
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -98,6 +99,7 @@ class Stack:
         var_dir = self.tmp / "var"
         var_dir.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ)
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the default under the bench's own var dir
         self.env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "portal.settings",
@@ -115,7 +117,7 @@ class Stack:
                 "DESTINATION_ALLOW_PRIVATE": "true",
                 "DESTINATION_ALLOWED_PORTS": str(self.sink_port),
                 "DESTINATION_CA_BUNDLE": str(self.tls.ca_pem),
-                "BENCH_WEB_BIND": f"127.0.0.1:{self.web_port}",
+                "GUNICORN_BIND": f"127.0.0.1:{self.web_port}",
             }
         )
 
@@ -130,6 +132,33 @@ class Stack:
     @property
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}"
+
+    def django_setup(self) -> None:
+        """Django in this process, on the bench's database (for the query counts and fixtures)."""
+        import django
+        from django.apps import apps
+
+        if apps.ready:
+            return
+        for name in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CELERY_BROKER_URL",
+            "PORTAL_VAR_DIR",
+            "SECRET_KEY",
+            "FIELD_ENCRYPTION_KEYS",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "PORTAL_BASE_URL",
+            "DESTINATION_ALLOW_PRIVATE",
+            "DESTINATION_ALLOWED_PORTS",
+            "DESTINATION_CA_BUNDLE",
+        ):
+            os.environ[name] = self.env[name]
+        os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        django.setup()
+        logging.disable(logging.INFO)  # the portal's per-request lines would drown the bench's output
 
     # -- one-off commands -------------------------------------------------------------
 
@@ -176,12 +205,10 @@ class Stack:
         self._wait_http(self.control_url + "/stats", "sink")
 
     def start_web(self) -> None:
+        """gunicorn with the production config (deploy/gunicorn.conf.py), plus the bare baseline view."""
         env = dict(self.env, DJANGO_SETTINGS_MODULE="bench.settings")
         self.procs.start(
-            "web",
-            [PY, "-m", "gunicorn", "-c", str(ROOT / "bench" / "gunicorn_conf.py"), "portal.wsgi:application"],
-            env=env,
-            cwd=ROOT,
+            "web", [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")], env=env, cwd=ROOT
         )
         self._wait_http(self.web_url + "/healthz", "web")
 
@@ -210,14 +237,14 @@ class Stack:
 
 
 def worker_commands() -> dict[str, list[str]]:
-    """The delivery workers and beat as the Procfile/production run them.
+    """The delivery worker and beat as production runs them (deploy/systemd), default pool size.
 
     BENCH_WORKER_ARGS replaces the worker's arguments (after `celery -A portal`), to try
     another pool size without editing the bench.
     """
     celery = [PY, "-m", "celery", "-A", "portal"]
-    worker_args = os.environ.get("BENCH_WORKER_ARGS", "worker --loglevel=WARNING").split()
+    worker_args = os.environ.get("BENCH_WORKER_ARGS", "worker --loglevel=INFO --hostname=bench@%h").split()
     return {
         "worker": [*celery, *worker_args],
-        "beat": [*celery, "beat", "--loglevel=WARNING"],
+        "beat": [*celery, "beat", "--loglevel=INFO"],
     }

@@ -132,7 +132,7 @@ def test_results_table_renders_every_row_as_markdown_with_unmet_targets_marked()
     report.note("a note")
 
     table = results_table(report.rows).splitlines()
-    document = results_document(report, cores=2, date="2026-01-01 00:00 UTC", duration_s=300)
+    document = results_document(report, cores=2, date="2026-01-01 00:00 UTC", duration_s=300, load_before=0.5)
 
     assert table[0] == "| Scenario | Measure | Portal | Baseline (same run) | Ratio | Target | Met |"
     assert table[1] == "|---|---|---|---|---|---|---|"
