@@ -68,8 +68,9 @@ def test_a_destination_switched_off_by_a_user_gets_no_deliveries(make_destinatio
 
 
 def test_probe_enables_a_recovered_destination_and_sends_what_waited_oldest_first(
-    https_sink, make_destination, make_message
+    https_sink, make_destination, make_message, settings
 ):
+    settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION = 1  # one at a time, so arrival order is send order
     destination = make_destination(https_sink.url("/in"), signature="both")
     long_ago = timezone.now() - dt.timedelta(hours=1)
     Destination.objects.filter(pk=destination.pk).update(

@@ -364,8 +364,8 @@ class HttpsSink:
                 await writer.drain()
                 if lower.get("connection", "").lower() == "close":
                     return
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
-            return
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # a client that went away, or the sink stopping
         finally:
             self._writers.discard(writer)
             writer.close()
