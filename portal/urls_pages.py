@@ -18,13 +18,24 @@ urlpatterns = [
     path("connections/<uuid:pk>/delete/", connections.connection_delete, name="connection-delete"),
     # Destinations
     path("destinations/", destinations.destination_list, name="destination-list"),
+    path("destinations/new/", destinations.destination_create, name="destination-create"),
     path("destinations/<uuid:pk>/", destinations.destination_detail, name="destination-detail"),
+    path("destinations/<uuid:pk>/edit/", destinations.destination_edit, name="destination-edit"),
+    path("destinations/<uuid:pk>/test/", destinations.destination_test, name="destination-test"),
+    path("destinations/<uuid:pk>/tls-check/", destinations.destination_tls_check, name="destination-tls-check"),
+    path("destinations/<uuid:pk>/rotate-secret/", destinations.destination_rotate_secret, name="destination-rotate"),
+    path("destinations/<uuid:pk>/backfill/", destinations.destination_backfill, name="destination-backfill"),
+    path("destinations/<uuid:pk>/enabled/", destinations.destination_enabled, name="destination-enabled"),
+    path("destinations/<uuid:pk>/delete/", destinations.destination_delete, name="destination-delete"),
     # Delivery log
     path("deliveries/", deliveries.delivery_list, name="delivery-list"),
+    path("deliveries/replay/", deliveries.delivery_replay_bulk, name="delivery-replay-bulk"),
     path("deliveries/<uuid:pk>/", deliveries.delivery_detail, name="delivery-detail"),
+    path("deliveries/<uuid:pk>/replay/", deliveries.delivery_replay_view, name="delivery-replay"),
     # Messages
     path("messages/", message_pages.message_list, name="message-list"),
     path("messages/<uuid:pk>/", message_pages.message_detail, name="message-detail"),
+    path("messages/<uuid:pk>/reprocess/", message_pages.message_reprocess_view, name="message-reprocess"),
     # Devices
     path("devices/", devices.device_list, name="device-list"),
     path("devices/new/", devices.device_create, name="device-create"),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from ingest.kinds import KINDS, kind_for
 from ingest.models import AuthMode, Connection, ConnectionKind
+from ingest.services import connection_create as connection_create_service
 from portal.pages.base import editor_page, render_once, tenant_page
-from portal.pages.secrets_forms import RotateSecretForm, ShownOnce, clean_new_secret, secret_field, set_initial_secret
+from portal.pages.secrets_forms import RotateSecretForm, ShownOnce, clean_new_secret, secret_field
 from portal.secrets import Actor
 from portal.tenancy import tenant_object_or_404
 
@@ -19,9 +22,8 @@ from portal.tenancy import tenant_object_or_404
 CONNECTION_GRACE_SECONDS = 3600
 
 
-def _needs_secret(kind: str, auth_mode: str) -> bool:
-    """Digital Matter with per-device keys verifies with each device's key, not a shared secret."""
-    return not (kind == ConnectionKind.DIGITAL_MATTER and auth_mode == AuthMode.DEVICE_KEY)
+# An HTTP header name (RFC 9110 token), as ingest's API requires of device_key_header.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 
 class ConnectionForm(forms.ModelForm):
@@ -61,21 +63,29 @@ class ConnectionForm(forms.ModelForm):
             # Changing a secret is a rotation, on its own page, with a grace period.
             del self.fields["secret"]
 
+    def clean_device_key_header(self) -> str:
+        value = self.cleaned_data["device_key_header"]
+        if not HEADER_NAME.match(value):
+            raise forms.ValidationError("Must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~).")
+        return value
+
     def clean(self):
         data = super().clean()
         kind, auth_mode = data.get("kind"), data.get("auth_mode")
         if kind == ConnectionKind.DIGITAL_MATTER and auth_mode == AuthMode.BASIC and not data.get("username"):
-            self.add_error("username", "Digital Matter with HTTP Basic needs a user name.")
-        if "secret" in self.fields and data.get("secret"):
+            self.add_error("username", "Required for HTTP Basic: the user name the sender sends.")
+        if kind and kind != ConnectionKind.KPN_THINGS and data.get("plug_uuid"):
+            self.add_error("plug_uuid", "Only KPN Things connections check Things-Plug-UUID.")
+        if "secret" in self.fields and data.get("secret") and kind in KINDS:
             try:
-                data["secret"] = clean_new_secret(data["secret"], allow_whsec=kind == ConnectionKind.STANDARD_WEBHOOKS)
+                data["secret"] = clean_new_secret(data["secret"], allow_whsec=KINDS[kind].accepts_whsec)
             except forms.ValidationError as exc:
                 self.add_error("secret", exc)
         return data
 
 
 def _shows_whsec(connection: Connection) -> bool:
-    return connection.kind == ConnectionKind.STANDARD_WEBHOOKS
+    return kind_for(connection).accepts_whsec
 
 
 @tenant_page()
@@ -90,7 +100,7 @@ def _detail(request, connection: Connection, *, shown: ShownOnce | None = None, 
         "shown": shown,
         "rotate_form": rotate_form
         or RotateSecretForm(allow_whsec=_shows_whsec(connection), default_grace=CONNECTION_GRACE_SECONDS),
-        "needs_secret": _needs_secret(connection.kind, connection.auth_mode),
+        "needs_secret": kind_for(connection).needs_secret(connection),
         "kinds": ConnectionKind,
         "auth_modes": AuthMode,
         "message_count": connection.messages.count(),
@@ -111,21 +121,15 @@ def connection_detail(request, pk):
 def connection_create(request):
     form = ConnectionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        secret = form.cleaned_data.pop("secret", "")
-        needs_secret = _needs_secret(form.cleaned_data["kind"], form.cleaned_data["auth_mode"])
-        with transaction.atomic():
-            connection = form.save(commit=False)
-            connection.tenant = request.tenant
-            connection.save()
-            shown = None
-            if needs_secret or secret:
-                shown = set_initial_secret(
-                    obj=connection, value=secret, actor=Actor.from_request(request), show_whsec=_shows_whsec(connection)
-                )
-        messages.success(request, f"Connection {connection.name} created.")
-        if shown and (shown.secret or shown.whsec):
-            return _detail(request, connection, shown=shown)
-        return redirect("connection-detail", pk=connection.pk)
+        fields = {name: form.cleaned_data[name] for name in ConnectionForm.Meta.fields}
+        secret = form.cleaned_data["secret"] or None
+        actor = Actor.from_request(request)
+        new = connection_create_service(tenant=request.tenant, actor=actor, secret=secret, **fields)
+        messages.success(request, f"Connection {new.connection.name} created.")
+        shown = ShownOnce(secret=new.generated_secret, whsec=new.whsec)
+        if shown.secret or shown.whsec:
+            return _detail(request, new.connection, shown=shown)
+        return redirect("connection-detail", pk=new.connection.pk)
     return render(request, "portal/connections/form.html", {"form": form, "connection": None})
 
 

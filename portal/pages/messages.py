@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 
+from django.contrib import messages as flash
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from devices.models import Reading
 from ingest.models import Message
+from ingest.services import NotReprocessable, message_reprocess
 from portal.pages.base import tenant_page
 from portal.pages.filters import MessageFilterForm
 from portal.tenancy import tenant_object_or_404
@@ -50,3 +53,19 @@ def message_detail(request, pk):
         "portal/messages/detail.html",
         {"message": message, "readings": readings, "deliveries": deliveries, "body": text, "body_cut": cut},
     )
+
+
+@tenant_page()
+@require_POST
+def message_reprocess_view(request, pk):
+    message = tenant_object_or_404(Message, request.tenant, pk=pk)
+    try:
+        message = message_reprocess(message=message)
+    except NotReprocessable as exc:
+        flash.error(request, f"Not processed again: {exc}.")
+    else:
+        if message.status == Message.Status.ACCEPTED:
+            flash.success(request, f"Processed again: {message.readings_count} readings, delivered as usual.")
+        else:
+            flash.error(request, f"Still invalid: {message.error}")
+    return redirect("message-detail", pk=message.pk)

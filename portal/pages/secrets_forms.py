@@ -15,11 +15,8 @@ from django.core.exceptions import ValidationError
 from portal.secrets import (
     Actor,
     RotationResult,
-    secret_generate,
     secret_rotate,
-    secret_set,
     validate_secret_strength,
-    whsec_form,
 )
 
 # Help text, not a password.
@@ -90,11 +87,3 @@ def clean_new_secret(value: str, *, allow_whsec: bool) -> str:
         except ValidationError as exc:
             raise forms.ValidationError(exc.messages) from None
     return value
-
-
-def set_initial_secret(*, obj, value: str, actor: Actor, show_whsec: bool) -> ShownOnce:
-    """The first secret of a new object: the given one, or a generated one to show once."""
-    generated = not value
-    value = value or secret_generate()
-    secret_set(obj=obj, field="secret", value=value, actor=actor)
-    return ShownOnce(secret=value if generated else None, whsec=whsec_form(value) if show_whsec else None)

@@ -4,6 +4,9 @@
 (function () {
   "use strict";
 
+  // Lets the stylesheet swap no-JavaScript controls for their scripted twins.
+  document.documentElement.classList.add("js");
+
   // Tenant switcher: switch as soon as another tenant is chosen.
   document.addEventListener("change", function (event) {
     var select = event.target.closest("form[data-autosubmit] select");

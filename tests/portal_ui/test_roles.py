@@ -15,6 +15,7 @@ LIST_PAGES = [
     "connection-list",
     "connection-create",
     "destination-list",
+    "destination-create",
     "delivery-list",
     "message-list",
     "device-list",
@@ -23,7 +24,7 @@ LIST_PAGES = [
 ]
 ADMIN_PAGES = ["member-list", "apikey-list"]
 # Pages that change something, without an object id: editors (or admins) only.
-WRITE_PAGES = ["connection-create", "device-create", "device-import"]
+WRITE_PAGES = ["connection-create", "destination-create", "device-create", "device-import"]
 ADMIN_WRITE_PAGES = ["member-invite", "apikey-create"]
 
 
