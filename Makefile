@@ -26,8 +26,9 @@ run: venv
 test: venv
 	@. scripts/test-services.sh && $(PY) manage.py collectstatic --no-input -v0 && $(PY) -m pytest $(PYTEST_ARGS)
 
+# bench/db_scale.py: 10M readings and 1M deliveries in a database of its own (dropped after), query plans and p95s.
 bench: venv
-	@. scripts/test-services.sh && $(PY) bench/run.py
+	@. scripts/test-services.sh && $(PY) bench/run.py && $(PY) bench/db_scale.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
