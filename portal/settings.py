@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
@@ -121,6 +122,18 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when PostgreSQL is gone, so ingest can answer 503 instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    # Connection pooling (README "Scaling out"): Django's psycopg pool in each process, or
+    # pgbouncer in transaction mode in front of PostgreSQL; not both.
+    if env.bool("DATABASE_POOL", default=False):
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    if env.bool("DATABASE_PGBOUNCER", default=False):
+        # Transaction pooling hands each transaction any server connection: no server-side cursors.
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "portal.User"
@@ -267,6 +280,14 @@ CELERY_BEAT_SCHEDULE["delivery-sweep"] = {"task": "delivery.tasks.deliveries_swe
 CELERY_BEAT_SCHEDULE["delivery-probe"] = {"task": "delivery.tasks.destinations_probe", "schedule": 60.0}
 # Django's LOGGING (JSON lines in production) applies to workers too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Queues per concern (README "Scaling out"): TASK_QUEUES="delivery.tasks.*=deliveries,portal.tasks.*=housekeeping"
+# sends those tasks to those queues, for workers started with --queues. Unset: one queue, "celery".
+CELERY_TASK_ROUTES: dict = {}
+for _route in env.list("TASK_QUEUES", default=[]):
+    _pattern, _, _queue = (part.strip() for part in _route.partition("="))
+    if not _pattern or not _queue:
+        raise ImproperlyConfigured(f"TASK_QUEUES: '{_route}' is not <task name pattern>=<queue>")
+    CELERY_TASK_ROUTES[_pattern] = {"queue": _queue}
 
 # Retention (per-tenant overrides in TenantSettings): pruned hourly in small batches.
 CELERY_BEAT_SCHEDULE["portal-retention-prune"] = {"task": "portal.tasks.retention_prune", "schedule": 3600.0}
