@@ -7,7 +7,7 @@ No secret and no key hash is ever shown: encrypted fields are not editable, and
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from portal.models import ApiKey, Membership, SecretAuditLog, Tenant, User
+from portal.models import ApiKey, Membership, SecretAuditLog, Tenant, TenantSettings, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -16,11 +16,20 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class TenantSettingsInline(admin.StackedInline):
+    """Retention of the tenant's data; without a row the defaults apply."""
+
+    model = TenantSettings
+    can_delete = False
+    extra = 1
+    max_num = 1
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, TenantSettingsInline]
 
 
 @admin.register(User)

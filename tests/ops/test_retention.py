@@ -195,3 +195,11 @@ def test_the_prune_task_is_on_the_beat_schedule(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["portal-retention-prune"]
     assert entry["task"] == "portal.tasks.retention_prune"
     assert entry["schedule"] <= 3600
+
+
+def test_staff_see_a_tenants_retention_in_the_admin(client, staff, acme):
+    client.force_login(staff)
+    page = client.get(f"/admin/portal/tenant/{acme.pk}/change/")
+    assert page.status_code == 200
+    for field in ("message_retention_days", "succeeded_delivery_retention_days", "failed_delivery_retention_days"):
+        assert field.encode() in page.content
