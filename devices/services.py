@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.db.models import Q
 
 from devices.identity import DeviceIdentity, default_urn, identifier_error, normalise_identifier
 from devices.models import IDENTIFIER_FIELDS, Device
-from devices.selectors import device_find
 from portal.models import Tenant
 from portal.secrets import Actor, secret_set
 
@@ -55,16 +55,52 @@ def device_update(*, device: Device, **changes) -> Device:
     return device
 
 
+LOOKUP_FIELDS = frozenset({*IDENTIFIER_FIELDS, "urn"})
+
+
+def _device_columns() -> str:
+    return ", ".join(db_connection.ops.quote_name(f.column) for f in Device._meta.concrete_fields)
+
+
+def device_seen(*, tenant_id: int, identity: DeviceIdentity, seen_at: datetime) -> Device | None:
+    """The tenant's device an identity names (lookups tried in order), its last_seen_at moved on to
+    `seen_at` (never back), in one statement; None when there is none.
+
+    One round trip instead of a SELECT and an UPDATE: this runs for every message.
+    """
+    quote = db_connection.ops.quote_name
+    table = quote(Device._meta.db_table)
+    conditions, preference, params, order_params = [], [], [], []
+    for position, (name, value) in enumerate(identity.lookup):
+        if name not in LOOKUP_FIELDS:
+            raise ValueError(f"devices are not looked up by {name}")
+        conditions.append(f"{quote(name)} = %s")
+        preference.append(f"WHEN {quote(name)} = %s THEN {position}")
+        params.append(value)
+        order_params.append(value)
+    seen = db_connection.ops.adapt_datetimefield_value(seen_at)
+    # Only quoted names from the model and a fixed field set are formatted in; values are parameters.
+    sql = (
+        f"UPDATE {table} SET last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %s THEN %s "  # noqa: S608
+        f"ELSE last_seen_at END WHERE id = (SELECT id FROM {table} WHERE tenant_id = %s AND "
+        f"({' OR '.join(conditions)}) ORDER BY CASE {' '.join(preference)} END LIMIT 1) "
+        f"RETURNING {_device_columns()}"
+    )
+    found = list(Device.objects.raw(sql, [seen, seen, tenant_id, *params, *order_params]))
+    return found[0] if found else None
+
+
 def device_for_identifiers(
-    *, tenant_id: int, identity: DeviceIdentity, auto_create: bool, seen_at: datetime | None = None
+    *, tenant_id: int, identity: DeviceIdentity, auto_create: bool, seen_at: datetime
 ) -> tuple[Device | None, bool]:
-    """(device, created): the tenant's device an identity names, created when unknown and allowed.
+    """(device, created): the tenant's device an identity names, marked seen at `seen_at`,
+    created when unknown and allowed.
 
     (None, False) when it is unknown and `auto_create` is off. Two messages creating the
     same new device at once both end with the one row; DeviceConflict when the new
     device's identifiers clash with another device's.
     """
-    device = device_find(tenant_id=tenant_id, identity=identity)
+    device = device_seen(tenant_id=tenant_id, identity=identity, seen_at=seen_at)
     if device is not None:
         return device, False
     if not auto_create:
@@ -75,12 +111,20 @@ def device_for_identifiers(
             return device_create(tenant_id=tenant_id, last_seen_at=seen_at, **fields), True
     except IntegrityError:
         # Created meanwhile by a concurrent message, or an identifier is another device's.
-        device = device_find(tenant_id=tenant_id, identity=identity)
+        device = device_seen(tenant_id=tenant_id, identity=identity, seen_at=seen_at)
         if device is None:
             raise DeviceConflict(
                 f"a new device ({identity.describe()}) would share an identifier with another device"
             ) from None
         return device, False
+
+
+def devices_mark_seen(*, devices: list[Device], seen_at: datetime) -> None:
+    """Move the devices' last_seen_at on to `seen_at` (never back)."""
+    if devices:
+        Device.objects.filter(
+            Q(last_seen_at__lt=seen_at) | Q(last_seen_at__isnull=True), pk__in=[d.pk for d in devices]
+        ).update(last_seen_at=seen_at)
 
 
 # --- CSV import ---------------------------------------------------------------------------

@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from delivery.services import deliveries_create_for_message
 from devices.identity import identity_from_serial
 from devices.models import Device, Reading
-from devices.services import DeviceConflict, device_for_identifiers
+from devices.services import DeviceConflict, device_for_identifiers, devices_mark_seen
 from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
 from ingest.models import Connection, Message
@@ -84,29 +83,48 @@ def _lock_duplicates(connection_id: uuid.UUID, body_sha256: str, webhook_id: str
         {_lock_key(connection_id, "sha256:" + body_sha256)}
         | ({_lock_key(connection_id, "id:" + webhook_id)} if webhook_id else set())
     )
+    if db_connection.vendor != "postgresql":
+        return  # SQLite (make run's default) lets one writer in at a time; advisory locks are PostgreSQL's
     # Sorted, so two requests sharing both keys take them in the same order and cannot deadlock.
     with db_connection.cursor() as cursor:
         cursor.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
 
 
 def _first_duplicate(connection_id: uuid.UUID, body_sha256: str, webhook_id: str, now: datetime):
-    same = Q(body_sha256=body_sha256)
-    if webhook_id:
-        same |= Q(webhook_id=webhook_id)
-    return (
-        Message.objects.filter(same, connection_id=connection_id, received_at__gte=now - DUPLICATE_WINDOW)
-        .order_by("received_at")
-        .values_list("id", "status", "readings_count", "error")
-        .first()
-    )
+    """(id, status, readings, error) of the first message this one repeats within the window, else None.
+
+    Plain SQL: it runs for every message, and the ORM would compile the same query each time.
+    """
+    quote = db_connection.ops.quote_name
+    connection_field = Message._meta.get_field("connection")
+    same = "body_sha256 = %s OR webhook_id = %s" if webhook_id else "body_sha256 = %s"
+    params = [
+        connection_field.get_db_prep_value(connection_id, db_connection),
+        db_connection.ops.adapt_datetimefield_value(now - DUPLICATE_WINDOW),
+        body_sha256,
+        *([webhook_id] if webhook_id else []),
+    ]
+    with db_connection.cursor() as cursor:
+        cursor.execute(  # the table name is the model's; values are parameters
+            f"SELECT id, status, readings_count, error FROM {quote(Message._meta.db_table)} "  # noqa: S608
+            f"WHERE connection_id = %s AND received_at >= %s AND ({same}) ORDER BY received_at LIMIT 1",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    first_id, status, readings, error = row
+    return uuid.UUID(str(first_id)), status, readings, error
 
 
 def _devices_of(
     *, connection: Connection, parsed: Parsed, serial_in_url: str, known: Device | None, seen_at: datetime
 ) -> tuple[list[Device], int, list[Device]]:
-    """(devices by identity index, index of the default device, devices that existed before).
+    """(devices by identity index, index of the default device, devices still to be marked seen).
 
-    Readings that name no device belong to the device of the URL's serial, else to the
+    Devices found or created here are marked seen at `seen_at` on the way; only the one
+    verification already found (a Digital Matter device key) is left to mark. Readings
+    that name no device belong to the device of the URL's serial, else to the
     first device the message names. InvalidPack when a device cannot be found or made.
     """
     identities = list(parsed.devices)
@@ -124,13 +142,14 @@ def _devices_of(
             raise InvalidPack(
                 "the message names no device: no name starts with urn:dev:<TYPE>:<ID>: and the URL has no serial"
             )
-    devices, existing = [], []
+    devices, to_mark = [], []
     for identity in identities:
         if known is not None and len(identities) == 1:
-            device, created = known, False
+            device = known
+            to_mark.append(known)
         else:
             try:
-                device, created = device_for_identifiers(
+                device, _created = device_for_identifiers(
                     tenant_id=connection.tenant_id,
                     identity=identity,
                     auto_create=connection.auto_create_devices,
@@ -141,9 +160,7 @@ def _devices_of(
         if device is None:
             raise InvalidPack(f"unknown device ({identity.describe()}) and this connection does not create devices")
         devices.append(device)
-        if not created:
-            existing.append(device)
-    return devices, default, existing
+    return devices, default, to_mark
 
 
 def _store_readings(*, message: Message, parsed: Parsed, devices: list[Device], default: int) -> int:
@@ -165,17 +182,10 @@ def _store_readings(*, message: Message, parsed: Parsed, devices: list[Device], 
     return len(rows)
 
 
-def _mark_seen(devices: list[Device], seen_at: datetime) -> None:
-    if devices:
-        Device.objects.filter(
-            Q(last_seen_at__lt=seen_at) | Q(last_seen_at__isnull=True), pk__in=[d.pk for d in devices]
-        ).update(last_seen_at=seen_at)
-
-
 def _normalise(
     *, message: Message, connection: Connection, parsed: Parsed, known: Device | None
 ) -> tuple[list[Device], int, list[Device]]:
-    devices, default, existing = _devices_of(
+    devices, default, to_mark = _devices_of(
         connection=connection,
         parsed=parsed,
         serial_in_url=message.serial_in_url,
@@ -185,7 +195,7 @@ def _normalise(
     message.device = devices[default] if devices else None
     message.skipped = parsed.skipped
     message.readings_count = len(parsed.readings)
-    return devices, default, existing
+    return devices, default, to_mark
 
 
 def message_ingest(
@@ -239,10 +249,10 @@ def message_ingest(
             return IngestResult(
                 message_id=first_id, status=status, readings=readings, error=first_error, duplicate=True
             )
-        devices, default, existing = [], 0, []
+        devices, default, to_mark = [], 0, []
         if parsed is not None:
             try:
-                devices, default, existing = _normalise(
+                devices, default, to_mark = _normalise(
                     message=message, connection=connection, parsed=parsed, known=verified.device
                 )
             except InvalidPack as exc:
@@ -254,7 +264,7 @@ def message_ingest(
         message.save(force_insert=True)
         if not error:
             _store_readings(message=message, parsed=parsed, devices=devices, default=default)
-            _mark_seen(existing, received_at)
+            devices_mark_seen(devices=to_mark, seen_at=received_at)
             deliveries_create_for_message(message=message)
     return IngestResult(message_id=message.pk, status=message.status, readings=message.readings_count, error=error)
 
@@ -279,7 +289,7 @@ def message_reprocess(*, message: Message) -> Message:
         )
         try:
             parsed = kind_for(connection).parse(connection=connection, inbound=inbound)
-            devices, default, existing = _normalise(message=message, connection=connection, parsed=parsed, known=None)
+            devices, default, to_mark = _normalise(message=message, connection=connection, parsed=parsed, known=None)
         except (InvalidPack, NotJson) as exc:
             message.error = str(exc)
             message.save(update_fields=["error"])
@@ -288,6 +298,6 @@ def message_reprocess(*, message: Message) -> Message:
         message.error = ""
         message.save(update_fields=["status", "error", "device", "skipped", "readings_count"])
         _store_readings(message=message, parsed=parsed, devices=devices, default=default)
-        _mark_seen(existing, message.received_at)
+        devices_mark_seen(devices=to_mark, seen_at=message.received_at)
         deliveries_create_for_message(message=message)
     return message

@@ -22,6 +22,7 @@ from ingest.errors import NotAuthentic, NotJson
 from ingest.models import Connection, Message
 from ingest.services import message_ingest
 from portal.fields import SecretUnavailable
+from portal.logging import context_bind
 
 try:
     from portal.metrics import message_received
@@ -119,10 +120,12 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
     source_ip = request.META.get("REMOTE_ADDR") or None
     kind = "unknown"
     try:
-        connection = Connection.objects.filter(pk=connection_id).first()
-        if connection is None:
+        try:
+            connection = Connection.objects.get(pk=connection_id)
+        except Connection.DoesNotExist:
             message_received(kind="unknown", status="not_found")
             return _answer(404, {"error": "no such connection"}, request_id)
+        context_bind(tenant_id=connection.tenant_id, connection_id=connection.pk)
         if not connection.enabled:
             message_received(kind=connection.kind, status="forbidden")
             return _answer(403, {"error": "this connection is disabled"}, request_id)
@@ -151,6 +154,7 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
     except DatabaseError:
         logger.exception("ingest: database error", extra={"connection_id": str(connection_id)})
         return _unavailable(request_id, "the database is unavailable", kind)
+    context_bind(message_id=result.message_id)
     if result.status == Message.Status.INVALID:
         message_received(kind=kind, status="duplicate" if result.duplicate else "invalid")
         payload = {"message_id": str(result.message_id), "error": result.error}
