@@ -50,13 +50,14 @@ class BarChart:
     title: str = ""
 
 
-def nice_ceiling(value: int) -> int:
-    """A round axis maximum at or above `value` (1, 2 or 5 times a power of ten)."""
-    if value <= 0:
+def nice_step(value: int, ticks: int = 4) -> int:
+    """A whole tick step (1, 2 or 5 times a power of ten) so that `ticks` steps reach `value`."""
+    if value <= ticks:
         return 1
-    exponent = 10 ** math.floor(math.log10(value))
+    needed = value / ticks
+    exponent = 10 ** math.floor(math.log10(needed))
     for step in (1, 2, 5, 10):
-        if value <= step * exponent:
+        if needed <= step * exponent:
             return step * exponent
     return 10 * exponent  # pragma: no cover - the loop always returns
 
@@ -73,12 +74,12 @@ def hourly_bar_chart(
     left, right, top, bottom = 40.0, width - 8.0, 10.0, height - 24.0
     chart = BarChart(width, height, left, right, top, bottom, series=series, title=title)
     totals = [sum(values.get(s.key, 0) for s in series) for _, values in slots]
-    y_max = nice_ceiling(max(totals, default=0))
+    # Counts are whole numbers, and so is every tick of the axis.
+    step = nice_step(max(totals, default=0))
+    y_max = step * 4
     plot_height = bottom - top
     for i in range(5):
-        value = y_max * i / 4
-        label = f"{value:g}" if value == int(value) else f"{value:.1f}"
-        chart.y_ticks.append(Tick(position=round(bottom - plot_height * i / 4, 1), label=label))
+        chart.y_ticks.append(Tick(position=round(bottom - plot_height * i / 4, 1), label=str(step * i)))
     if not slots:
         return chart
     slot_width = (right - left) / len(slots)
@@ -123,33 +124,24 @@ class RateRow:
 class RateChart:
     width: int
     height: int
-    label_width: int
     bar_max: float
     rows: list[RateRow]
     title: str
 
 
-def success_rate_chart(rows: list[RateRow], *, title: str, width: int = 720, row_height: int = 28) -> RateChart:
-    """Horizontal bars of success rate (0 to 100 %), one row per destination."""
-    label_width = 200
-    bar_max = width - label_width - 60
+def success_rate_chart(rows: list[RateRow], *, title: str, width: int = 720, row_height: int = 56) -> RateChart:
+    """Horizontal bars of success rate (0 to 100 %), one row per destination, its name above its bar."""
+    bar_max = width - 80
     placed = [
         RateRow(
-            label=row.label if len(row.label) <= 28 else row.label[:27] + "…",
+            label=row.label if len(row.label) <= 48 else row.label[:47] + "...",
             rate=row.rate,
             succeeded=row.succeeded,
             failed=row.failed,
             pending=row.pending,
-            y=index * row_height + 4,
+            y=index * row_height,
             bar_width=round(bar_max * (row.rate or 0.0), 1),
         )
         for index, row in enumerate(rows)
     ]
-    return RateChart(
-        width=width,
-        height=max(len(rows), 1) * row_height + 8,
-        label_width=label_width,
-        bar_max=bar_max,
-        rows=placed,
-        title=title,
-    )
+    return RateChart(width=width, height=max(len(rows), 1) * row_height, bar_max=bar_max, rows=placed, title=title)

@@ -13,11 +13,8 @@
     if (select) select.form.submit();
   });
 
-  function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
-    }
-    // Fallback for plain-http deployments, where the Clipboard API is missing.
+  function copyByCommand(text) {
+    // For plain-http deployments and browsers without the Clipboard API.
     var area = document.createElement("textarea");
     area.value = text;
     area.setAttribute("readonly", "");
@@ -25,6 +22,13 @@
     document.body.appendChild(area);
     area.select();
     try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { copyByCommand(text); });
+    }
+    copyByCommand(text);
     return Promise.resolve();
   }
 
