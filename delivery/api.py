@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -19,6 +19,7 @@ from portal.api import RotateSecretMixin, TenantScopedRelatedField, TenantScoped
 from portal.secrets import whsec_form
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
 class HeadersField(serializers.Field):
     """The static headers as an object {name: value}, stored as DestinationHeader rows."""
 
@@ -353,6 +354,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(DeliveryDetailSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        operation_id="v1_deliveries_replay_bulk",
         request=ReplaySerializer,
         responses=inline_serializer("BulkReplayAnswer", {"replayed": serializers.IntegerField()}),
     )

@@ -41,6 +41,7 @@ from delivery.models import Delivery, DeliveryAttempt, Destination
 from delivery.payloads import payload_build
 from delivery.request import request_build
 from delivery.snapshot import DestinationData, DeviceData, MessageData, ReadingData
+from portal import observability
 from portal.fields import SecretUnavailable
 
 logger = logging.getLogger(__name__)
@@ -340,6 +341,7 @@ def refusals_record(refusals: list[Refusal]) -> None:
         )
         released = [r.claimed.id for r in refusals if r.destination_problem and r.claimed.id in held]
         Delivery.objects.filter(id__in=released).update(claimed_until=None, claim_token=None)
+    observability.deliveries_failed_unsent(count=len(failed))
     for destination_id, reason in {(r.claimed.destination_id, r.reason) for r in refusals if r.destination_problem}:
         destination_disable(destination_id=destination_id, reason=reason, at=now)
 
@@ -364,6 +366,7 @@ def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
     succeeded_destinations: set[uuid.UUID] = set()
     failed_destinations: dict[uuid.UUID, DestinationData] = {}
     gone: dict[uuid.UUID, str] = {}
+    reported: list[tuple] = []
     with transaction.atomic():
         held = _still_held([(c.id, c.claim_token) for c, _, _ in results])
         for claimed, job, outcome in results:
@@ -417,6 +420,7 @@ def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
                     if summary.earliest_retry is None or row.next_attempt_at < summary.earliest_retry:
                         summary.earliest_retry = row.next_attempt_at
             updates.append(row)
+            reported.append((claimed, destination, outcome, ok, row.status))
         DeliveryAttempt.objects.bulk_create(attempts)
         Delivery.objects.bulk_update(
             updates,
@@ -438,6 +442,7 @@ def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
         still_failing = [d for d in failed_destinations if d not in succeeded_destinations]
         if still_failing:
             Destination.objects.filter(id__in=still_failing, failing_since__isnull=True).update(failing_since=now)
+    observability.delivery_attempts_report(reported)
     limit = dt.timedelta(seconds=settings.DELIVERY_DISABLE_AFTER_SECONDS)
     for destination_id in still_failing:
         since = failed_destinations[destination_id].failing_since

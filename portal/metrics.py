@@ -36,10 +36,16 @@ def _root_default() -> Path:
 # prometheus-client picks multiprocess mode when it is imported, from the environment:
 # set it first. PORTAL_METRICS_ROOT remembers the machine's directory once a process has
 # pointed PROMETHEUS_MULTIPROC_DIR at its own subdirectory (and for the processes it starts).
-ROOT = Path(os.environ.get(_ROOT_ENV) or os.environ.get(_DIR_ENV) or _root_default())
-os.environ[_ROOT_ENV] = str(ROOT)
-os.environ.setdefault(_DIR_ENV, str(ROOT))
-ROOT.mkdir(parents=True, exist_ok=True)
+# Both are read again whenever a value is first written or a scrape is served, never cached.
+os.environ.setdefault(_ROOT_ENV, os.environ.get(_DIR_ENV) or str(_root_default()))
+os.environ.setdefault(_DIR_ENV, os.environ[_ROOT_ENV])
+Path(os.environ[_ROOT_ENV]).mkdir(parents=True, exist_ok=True)
+
+
+def root() -> Path:
+    """The directory every process of this machine writes its metrics under."""
+    return Path(os.environ[_ROOT_ENV])
+
 
 from prometheus_client import (  # noqa: E402  (must follow the environment set above)
     CONTENT_TYPE_LATEST,
@@ -131,13 +137,13 @@ def rows_pruned(*, kind: str, count: int) -> None:
 
 
 def multiprocess_dir_claim(name: str) -> Path:
-    """Make this process, and every process it forks from now on, write under ROOT/<name>.
+    """Make this process, and every process it forks from now on, write under root()/<name>.
 
     Called once by a service's main process before it forks (gunicorn's master, a Celery
     worker's main process). The subdirectory is emptied first: its files belong to the
     previous run of this same service.
     """
-    path = ROOT / "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    path = root() / "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     os.environ[_DIR_ENV] = str(path)
@@ -146,7 +152,7 @@ def multiprocess_dir_claim(name: str) -> Path:
 
 def process_dead(pid: int) -> None:
     """Drop the live-gauge files of a process that exited (gunicorn's child_exit hook)."""
-    mark_process_dead(pid, os.environ.get(_DIR_ENV, str(ROOT)))
+    mark_process_dead(pid, os.environ.get(_DIR_ENV, str(root())))
 
 
 def multiprocess_mode() -> bool:
@@ -154,10 +160,10 @@ def multiprocess_mode() -> bool:
 
 
 class _FilesCollector:
-    """Every process's files on this machine: ROOT and each service's subdirectory."""
+    """Every process's files on this machine: root() and each service's subdirectory."""
 
     def collect(self) -> Iterable:
-        files = glob(str(ROOT / "*.db")) + glob(str(ROOT / "*" / "*.db"))
+        files = glob(str(root() / "*.db")) + glob(str(root() / "*" / "*.db"))
         return MultiProcessCollector.merge(files, accumulate=True)
 
 

@@ -243,6 +243,7 @@ SPECTACULAR_SETTINGS = {
         "ConnectionKindEnum": "ingest.models.ConnectionKind",
         "ReadingKindEnum": "devices.models.Reading.Kind",
         "MessageStatusEnum": "ingest.models.Message.Status",
+        "DeliveryStatusEnum": "delivery.models.Delivery.Status",
     },
 }
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from portal.logging import JsonFormatter
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -30,3 +36,25 @@ def scrape(client, db):
         return response.content.decode()
 
     return get
+
+
+@pytest.fixture
+def json_lines():
+    """Everything logged during the test, formatted as production formats it; lines() parses them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    class Captured:
+        @staticmethod
+        def text() -> str:
+            return stream.getvalue()
+
+        @staticmethod
+        def lines() -> list[dict]:
+            return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    yield Captured
+    root.removeHandler(handler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -10,32 +9,10 @@ import time
 
 import pytest
 
-from portal.logging import JsonFormatter, context_get, log_context
+from portal.logging import context_get, log_context
 from portal.tasks import retention_prune
 
 CANARY = "Canary-Secret-7f3a9c1e-DO-NOT-LOG-0123456789#"
-
-
-@pytest.fixture
-def json_lines():
-    """Everything logged during the test, formatted as production formats it; lines() parses them."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-
-    class Captured:
-        @staticmethod
-        def text() -> str:
-            return stream.getvalue()
-
-        @staticmethod
-        def lines() -> list[dict]:
-            return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-
-    yield Captured
-    root.removeHandler(handler)
 
 
 @pytest.mark.django_db

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -160,3 +161,11 @@ def test_the_token_lets_any_address_in_and_a_wrong_one_is_asked_for_the_right_on
     assert wrong.status_code == 401
     assert wrong["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
+
+
+def test_this_test_session_counts_in_a_directory_of_its_own():
+    # Set by tests/conftest.py after Django (and so portal.metrics) was loaded: the module reads it at use.
+    assert str(metrics.root()) == os.environ["PORTAL_METRICS_ROOT"]
+    assert "portal-metrics-" in str(metrics.root())
+    metrics.message_received(kind="kpn-things", status="accepted")
+    assert list(metrics.root().glob("counter_*.db"))

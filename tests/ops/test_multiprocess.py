@@ -113,7 +113,7 @@ def test_all_gunicorn_workers_count_into_one_scrape(gunicorn):
     assert value(text, "portal_http_requests_total", area="healthz", code="200") - before == 30
     assert value(text, "portal_metrics_database_up") == 1
     # The workers wrote under the web service's own directory.
-    assert list((metrics.ROOT / f"web-{socket.gethostname()}").glob("counter_*.db"))
+    assert list((metrics.root() / f"web-{socket.gethostname()}").glob("counter_*.db"))
 
 
 def test_gunicorn_logs_json_lines_with_the_request_id(gunicorn):
@@ -147,5 +147,5 @@ def test_counters_of_celery_worker_processes_are_served_at_metrics(celery_worker
         time.sleep(0.2)
     assert moved == 3
     # Counted by a pool process of the worker, under the worker's own directory.
-    worker_dirs = [d for d in metrics.ROOT.glob("celery-metrics*") if list(d.glob("counter_*.db"))]
+    worker_dirs = [d for d in metrics.root().glob("celery-metrics*") if list(d.glob("counter_*.db"))]
     assert worker_dirs

@@ -28,5 +28,5 @@ class Command(BaseCommand):
             raise CommandError("--bind takes HOST:PORT")
         app = make_wsgi_app(metrics.machine_registry(include_database=False))
         with make_server(host.strip("[]"), int(port), app, handler_class=_QuietHandler) as server:
-            self.stdout.write(f"Serving worker metrics of {metrics.ROOT} on http://{bind}/metrics")
+            self.stdout.write(f"Serving worker metrics of {metrics.root()} on http://{bind}/metrics")
             server.serve_forever()
