@@ -3,9 +3,13 @@ against the local HTTPS sink, rotation shown once, backfill, and the receiver sn
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html as html_lib
+import json
 import re
+import shutil
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -244,3 +248,33 @@ def test_the_python_receiver_snippet_accepts_a_real_delivery_and_refuses_a_wrong
         # Headers as a web framework gives them (Django's request.headers): case-insensitive.
         assert scope["is_from_portal"](good.body, CaseInsensitiveMapping(good.header_map)), name
         assert not scope["is_from_portal"](wrong.body, CaseInsensitiveMapping(wrong.header_map)), name
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+@pytest.mark.django_db
+def test_the_node_receiver_snippets_accept_a_real_delivery_and_refuse_a_wrong_token(
+    acme_data, bob, page_as, https_sink
+):
+    destination = acme_data.destination
+    Destination.objects.filter(pk=destination.pk).update(url=https_sink.url("/in"), signature="both")
+    page_as(bob).post(f"/destinations/{destination.pk}/test/")
+    good, wrong = https_sink.wait_for(2)
+    html = page_as(bob).get(f"/destinations/{destination.pk}/").content.decode()
+    harness = (
+        "\nprocess.stdout.write(String(isFromPortal("
+        "Buffer.from(process.env.BODY_B64, 'base64'), JSON.parse(process.env.HEADERS_JSON))));"
+    )
+    for name in ("things-node", "swh-node"):
+        for recorded, expected in ((good, "true"), (wrong, "false")):
+            done = subprocess.run(
+                [shutil.which("node"), "-e", _snippet(html, name) + harness],
+                env={
+                    "PORTAL_DESTINATION_SECRET": STRONG_SECRET,
+                    "BODY_B64": base64.b64encode(recorded.body).decode(),
+                    "HEADERS_JSON": json.dumps(recorded.header_map),  # Node gives header names in lower case
+                },
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.stdout == expected, (name, done.stderr)
