@@ -62,6 +62,8 @@ def _identifier(document: dict, key: str, field_name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidPack(f"'{key}' must be a string or an integer")
     text = str(value).strip()
+    if "\x00" in text:
+        raise InvalidPack(f"'{key}' holds a NUL character")
     if len(text) > MAX_IDENTIFIER[field_name]:
         raise InvalidPack(f"'{key}' is longer than {MAX_IDENTIFIER[field_name]} characters")
     return text

@@ -58,7 +58,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_string(value: Any) -> bool:
-    return isinstance(value, str)
+    # PostgreSQL text cannot hold NUL, so such a string could never be stored.
+    return isinstance(value, str) and "\x00" not in value
 
 
 def _is_boolean(value: Any) -> bool:
@@ -66,18 +67,18 @@ def _is_boolean(value: Any) -> bool:
 
 
 LABEL_CHECKS = {
-    "bn": (_is_string, "a string"),
+    "bn": (_is_string, "a string (without NUL)"),
     "bt": (_is_number, "a number"),
-    "bu": (_is_string, "a string"),
+    "bu": (_is_string, "a string (without NUL)"),
     "bv": (_is_number, "a number"),
     "bs": (_is_number, "a number"),
     "bver": (_is_number, "a number"),
-    "n": (_is_string, "a string"),
-    "u": (_is_string, "a string"),
+    "n": (_is_string, "a string (without NUL)"),
+    "u": (_is_string, "a string (without NUL)"),
     "v": (_is_number, "a number"),
-    "vs": (_is_string, "a string"),
+    "vs": (_is_string, "a string (without NUL)"),
     "vb": (_is_boolean, "true or false"),
-    "vd": (_is_string, "a string"),
+    "vd": (_is_string, "a string (without NUL)"),
     "s": (_is_number, "a number"),
     "t": (_is_number, "a number"),
     "ut": (_is_number, "a number"),

@@ -72,6 +72,11 @@ class NotReprocessable(Exception):
     """Only an `invalid` message can be re-processed."""
 
 
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: a reason may quote a sender's NUL character."""
+    return text.replace("\x00", "\\u0000")
+
+
 def _lock_key(connection_id: uuid.UUID, what: str) -> int:
     digest = hashlib.blake2b(f"{connection_id}:{what}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -193,7 +198,7 @@ def _normalise(
         seen_at=message.received_at,
     )
     message.device = devices[default] if devices else None
-    message.skipped = parsed.skipped
+    message.skipped = [_storable(entry) for entry in parsed.skipped]
     message.readings_count = len(parsed.readings)
     return devices, default, to_mark
 
@@ -258,7 +263,7 @@ def message_ingest(
             except InvalidPack as exc:
                 error = str(exc)
         message.status = Message.Status.INVALID if error else Message.Status.ACCEPTED
-        message.error = error
+        message.error = error = _storable(error)
         if error:
             message.readings_count = 0
         message.save(force_insert=True)
@@ -291,7 +296,7 @@ def message_reprocess(*, message: Message) -> Message:
             parsed = kind_for(connection).parse(connection=connection, inbound=inbound)
             devices, default, to_mark = _normalise(message=message, connection=connection, parsed=parsed, known=None)
         except (InvalidPack, NotJson) as exc:
-            message.error = str(exc)
+            message.error = _storable(str(exc))
             message.save(update_fields=["error"])
             return message
         message.status = Message.Status.ACCEPTED

@@ -7,13 +7,14 @@ commits before this view answers 2xx.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
 import uuid
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -39,6 +40,8 @@ READ_CHUNK_BYTES = 64 * 1024
 RETRY_AFTER_SECONDS = 10
 MAX_SERIAL_IN_URL = 64
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
+# What a serial in the URL may hold: printable, no spaces or control characters.
+SERIAL_IN_URL = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}\Z")
 # Answers that refuse the request before it reaches a connection's verification.
 REJECTED = "rejected"
 
@@ -77,6 +80,14 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _source_ip(request: HttpRequest) -> str | None:
+    address = request.META.get("REMOTE_ADDR", "")
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None  # a unix socket, or a server that does not say
+
+
 def _unavailable(request_id: str, reason: str, kind: str) -> HttpResponse:
     message_received(kind=kind, status="unavailable")
     return _answer(
@@ -112,12 +123,14 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
     if request.method == "GET" and not body:
         message_received(kind="unknown", status=REJECTED)
         return _answer(405, {"error": "a GET needs a body; use POST"}, request_id, Allow="POST, GET")
-    if len(serial) > MAX_SERIAL_IN_URL:
+    if serial and not SERIAL_IN_URL.match(serial):
         message_received(kind="unknown", status=REJECTED)
         return _answer(
-            400, {"error": f"the serial in the URL is longer than {MAX_SERIAL_IN_URL} characters"}, request_id
+            400,
+            {"error": f"the serial in the URL must be 1 to {MAX_SERIAL_IN_URL} characters without spaces"},
+            request_id,
         )
-    source_ip = request.META.get("REMOTE_ADDR") or None
+    source_ip = _source_ip(request)
     kind = "unknown"
     try:
         try:
@@ -151,6 +164,13 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
     except SecretUnavailable:
         logger.error("ingest: the secret of connection %s cannot be decrypted", connection_id)
         return _unavailable(request_id, "the connection's secret cannot be read", kind)
+    except DataError:
+        # A value the database refuses: sending it again would not help, so no 503.
+        logger.exception("ingest: a value of the message cannot be stored", extra={"connection_id": str(connection_id)})
+        message_received(kind=kind, status=REJECTED)
+        return _answer(
+            400, {"error": "the message holds a value that cannot be stored; nothing was stored"}, request_id
+        )
     except DatabaseError:
         logger.exception("ingest: database error", extra={"connection_id": str(connection_id)})
         return _unavailable(request_id, "the database is unavailable", kind)

@@ -455,3 +455,35 @@ def test_a_duplicate_of_an_invalid_message_answers_as_the_first_did(http, kpn):
     assert again.status_code == 422
     assert again.json()["message_id"] == first["message_id"] and again.json()["duplicate"] is True
     assert Message.objects.count() == 1
+
+
+# --- values PostgreSQL cannot hold ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pack",
+    [
+        [{"bn": "urn:dev:IMEI:1:", "n": "x", "vs": "nul\u0000inside"}],
+        [{"bn": "urn:dev:IMEI:1:", "n": "x", "v": 1, "nul\u0000_": 1}],
+        [{"bn": "urn:dev:IMEI:1:", "n": "x", "u": "C\u0000", "v": 1}],
+    ],
+    ids=["string-value", "must-understand-label", "unit"],
+)
+def test_a_nul_character_makes_the_pack_invalid_never_a_503(http, kpn, pack):
+    body = json.dumps(pack).encode()
+    response = http.post(url(kpn), content=body, headers=kpn_headers(body))
+    assert response.status_code == 422, response.text
+    assert Message.objects.get().status == "invalid"
+
+
+def test_a_digital_matter_serial_with_a_nul_character_is_invalid(http, dm_basic):
+    body = json.dumps({"SerNo": "1\u00002", "Records": [{"DateUTC": "2024-03-05 10:15:02", "Fields": []}]}).encode()
+    response = http.post(url(dm_basic), content=body, headers=basic_headers("oem", SECRET))
+    assert response.status_code == 422 and "NUL" in response.json()["error"]
+
+
+@pytest.mark.parametrize("serial", ["S" * 65, "with%20space", "nul%00"])
+def test_a_serial_in_the_url_that_cannot_be_one_is_a_bad_request(http, kpn, serial):
+    response = http.post(url(kpn, serial), content=BODY, headers=kpn_headers(BODY))
+    assert response.status_code == 400 and "serial" in response.json()["error"]
+    assert Message.objects.count() == 0
