@@ -67,7 +67,7 @@ def test_log_in_and_see_the_dashboard(page, acme, alice, artifacts):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
-def test_create_a_connection_and_copy_its_url(page, acme, bob):
+def test_create_a_connection_and_copy_its_url(page, acme, bob, artifacts):
     log_in(page, "bob@acme.test", PASSWORD)
     page.click("nav.main-nav >> text=Connections")
     page.click("text=New connection")
@@ -80,6 +80,7 @@ def test_create_a_connection_and_copy_its_url(page, acme, bob):
     page.click("#copy-ingest-url")
     page.wait_for_selector("#copy-ingest-url[data-copied=true]")
     assert page.evaluate("navigator.clipboard.readText()") == connection.ingest_url
+    page.screenshot(path=str(artifacts / "connection-created.png"), full_page=True)
     # The secret is shown once: the page opened again does not have it.
     page.goto(f"/connections/{connection.pk}/")
     assert page.locator("#new-secret").count() == 0
@@ -119,6 +120,7 @@ def test_create_a_destination_with_two_dynamic_headers_and_test_send_to_the_sink
     page.wait_for_selector("#test-send-result")
     result = page.text_content("#test-send-result")
     assert "HTTP 204" in result and "rejected" in result and "HTTP 401" in result
+    page.screenshot(path=str(artifacts / "destination-test-send.png"), full_page=True)
     sample = https_sink.wait_for(2)[0]
     assert sample.path == "/in/SAMPLE-SERIAL"
     assert sample.header("X-Device") == "0004A30B001C0000"
@@ -140,7 +142,7 @@ def test_rotate_a_secret_and_see_it_once(page, acme, alice):
     assert shown not in page.content()
 
 
-def test_open_the_delivery_log_and_replay_a_failed_delivery(page, acme, alice):
+def test_open_the_delivery_log_and_replay_a_failed_delivery(page, acme, alice, artifacts):
     data = make_tenant_data(acme, alice)
     log_in(page, "alice@acme.test", PASSWORD)
     page.click("nav.main-nav >> text=Delivery log")
@@ -148,6 +150,7 @@ def test_open_the_delivery_log_and_replay_a_failed_delivery(page, acme, alice):
     page.wait_for_url(re.compile(r".*status=failed.*"))
     row = page.locator(f"#delivery-{data.delivery.pk}")
     assert "failed" in row.text_content()
+    page.screenshot(path=str(artifacts / "delivery-log.png"), full_page=True)
     page.click(f"#delivery-{data.delivery.pk} [data-replay]")
     page.wait_for_selector("text=Replaying")
     data.delivery.refresh_from_db()
