@@ -13,10 +13,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls of the test
-# body are still plain synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -59,9 +55,13 @@ def browser_settings(settings):
 
 
 @pytest.fixture
-def chromium(tmp_path, live_server, browser_settings):
+def chromium(tmp_path, live_server, browser_settings, monkeypatch):
     """A fresh Chromium profile: yields a browser context with clipboard access to the live server."""
     from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread while the test's ORM calls,
+    # plain synchronous code, run beside it; Django would take them for async code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
