@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import select
 import socket
 import ssl
+import time
 import typing
 from urllib.parse import urlsplit
 
@@ -159,6 +161,61 @@ async def resolve_checked_async(host: str, port: int) -> list[str]:
     return addresses_check(host, _unique(infos))
 
 
+class _Stream(httpcore.AsyncNetworkStream):
+    """httpcore's AnyIO stream with a cheap `is_readable`.
+
+    httpcore asks every pooled connection `is_readable` each time it assigns a request;
+    AnyIO answers by building its whole attribute map (with getpeername calls) each
+    time, which cost a quarter of a sender's CPU (py-spy). The raw socket is looked up
+    once and kept.
+    """
+
+    # A socket found not readable is not asked again for this long (a server closing it
+    # within that window is the same race every keep-alive client has).
+    RECHECK_SECONDS = 0.02
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket = inner.get_extra_info("socket")
+        self._quiet_until = 0.0
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            now = time.monotonic()
+            if now < self._quiet_until:
+                return False
+            readable = self._socket is None or _socket_readable(self._socket)
+            if not readable:
+                self._quiet_until = now + self.RECHECK_SECONDS
+            return readable
+        if info == "socket":
+            return self._socket
+        return self._inner.get_extra_info(info)
+
+
+def _socket_readable(sock: socket.socket) -> bool:
+    # Readable while idle in the pool means the server closed it (or sent junk): not reusable.
+    if sock.fileno() < 0:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """Resolves and checks the host, then connects to the checked address itself."""
 
@@ -185,7 +242,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
                 error = exc
                 continue
             self.connected_to = [*self.connected_to[-9:], address]
-            return stream
+            return _Stream(stream)
         assert error is not None
         raise error
 

@@ -209,11 +209,13 @@ def due_deliveries(now: dt.datetime):
     )
 
 
-def deliveries_claim(*, limit: int, busy: Counter | None = None) -> list[Claimed]:
+def deliveries_claim(
+    *, limit: int, busy: Counter | None = None, exclude: set[uuid.UUID] | None = None
+) -> list[Claimed]:
     """Claim up to `limit` due deliveries, at most the free slots of each destination."""
     busy = busy or Counter()
     per_destination = settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION
-    full = [d for d, n in busy.items() if n >= per_destination]
+    full = [d for d, n in busy.items() if n >= per_destination] + list(exclude or ())
     now = timezone.now()
     token = uuid.uuid4()
     with transaction.atomic():
@@ -353,6 +355,54 @@ class Recorded:
     earliest_retry: dt.datetime | None = None
 
 
+OUTCOME_FIELDS = (
+    "status",
+    "attempts_count",
+    "series_attempts",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "delivered_at",
+)
+
+
+def _deliveries_write(rows: list[Delivery]) -> None:
+    """One UPDATE for a batch of outcomes (each row releasing its claim)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        Delivery.objects.bulk_update(rows, [*OUTCOME_FIELDS, "claimed_until", "claim_token"])
+        return
+    # Django's bulk_update builds a CASE per field and row, which costs more CPU than the
+    # sending; a VALUES list joined on the id is one cheap statement.
+    placeholders = ",".join(
+        ["(%s::uuid, %s, %s::int, %s::int, %s::timestamptz, %s::int, %s, %s::timestamptz)"] * len(rows)
+    )
+    params: list = []
+    for row in rows:
+        params += [
+            row.id,
+            row.status,
+            row.attempts_count,
+            row.series_attempts,
+            row.next_attempt_at,
+            row.last_status_code,
+            row.last_error,
+            row.delivered_at,
+        ]
+    table = Delivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS d SET status = v.status, attempts_count = v.attempts_count, "  # noqa: S608 - table name is ours
+            "series_attempts = v.series_attempts, next_attempt_at = v.next_attempt_at, "
+            "last_status_code = v.last_status_code, last_error = v.last_error, delivered_at = v.delivered_at, "
+            "claimed_until = NULL, claim_token = NULL "
+            f"FROM (VALUES {placeholders}) AS v(id, status, attempts_count, series_attempts, next_attempt_at, "
+            "last_status_code, last_error, delivered_at) WHERE d.id = v.id",
+            params,
+        )
+
+
 def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
     """Write attempts and delivery states in bulk; apply what outcomes mean for destinations."""
     from delivery.services import destination_disable
@@ -422,20 +472,7 @@ def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
             updates.append(row)
             reported.append((claimed, destination, outcome, ok, row.status))
         DeliveryAttempt.objects.bulk_create(attempts)
-        Delivery.objects.bulk_update(
-            updates,
-            [
-                "status",
-                "attempts_count",
-                "series_attempts",
-                "next_attempt_at",
-                "last_status_code",
-                "last_error",
-                "delivered_at",
-                "claimed_until",
-                "claim_token",
-            ],
-        )
+        _deliveries_write(updates)
         recovered = [d for d in succeeded_destinations if (c := _destination_cache.get(d)) and c[1].failing_since]
         if recovered:
             Destination.objects.filter(id__in=recovered).update(failing_since=None)
@@ -477,7 +514,13 @@ def _collect(in_flight: dict, done) -> list[tuple[Claimed, Job, Outcome]]:
 def deliveries_run(
     *, seconds: float | None = None, idle_seconds: float | None = None, engine: Engine | None = None
 ) -> RunStats:
-    """Send due deliveries until none has come for `idle_seconds`, or `seconds` have passed."""
+    """Send due deliveries until none has come for `idle_seconds`, or about `seconds` have passed.
+
+    At the deadline the run drains: requests still out then are waited for, but new
+    claims go on meanwhile for every other destination, so a hanging destination never
+    stalls the rest while a run hands over to the next. The deadline is jittered so the
+    worker processes do not hand over at the same moment.
+    """
     from delivery.doorbell import MAX_COUNTDOWN_SECONDS, doorbell_ring_now_rollback_unsafe
 
     if not connection.in_atomic_block:
@@ -491,13 +534,21 @@ def deliveries_run(
     in_flight: dict[concurrent.futures.Future, tuple[Claimed, Job]] = {}
     busy: Counter = Counter()
     start = last_work = time.monotonic()
-    deadline = start + seconds
+    deadline = start + seconds * random.uniform(0.8, 1.2)
+    draining: set[concurrent.futures.Future] | None = None
+    held_back: set[uuid.UUID] = set()
     earliest_retry: dt.datetime | None = None
     while True:
         now = time.monotonic()
+        if draining is None and now >= deadline:
+            # Wait for what is out; claim nothing more for those destinations.
+            draining, held_back = set(in_flight), set(busy)
+        if draining is not None:
+            draining &= in_flight.keys()
         claimed: list[Claimed] = []
-        if now < deadline and len(in_flight) < capacity:
-            claimed = deliveries_claim(limit=min(capacity - len(in_flight), settings.DELIVERY_BATCH_SIZE), busy=busy)
+        if len(in_flight) < capacity and (draining is None or draining):
+            limit = min(capacity - len(in_flight), settings.DELIVERY_BATCH_SIZE)
+            claimed = deliveries_claim(limit=limit, busy=busy, exclude=held_back)
         if claimed:
             last_work = now
             stats.claimed += len(claimed)
@@ -526,9 +577,12 @@ def deliveries_run(
                     earliest_retry = summary.earliest_retry
                 last_work = time.monotonic()
         elif not claimed:
-            if now >= deadline or now - last_work >= idle_seconds:
+            if draining is not None or now - last_work >= idle_seconds:
                 break
             time.sleep(poll)
+    if draining is not None:
+        # Stopped at the deadline, maybe with work left: the next pump takes over.
+        doorbell_ring_now_rollback_unsafe()
     if earliest_retry is not None:
         # Short waits get a ring of their own; long ones are found by the sweeper.
         wait = max((earliest_retry - timezone.now()).total_seconds(), 0.5)
