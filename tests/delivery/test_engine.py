@@ -465,3 +465,25 @@ def test_two_claimers_never_take_the_same_delivery(make_destination, make_messag
 
     assert len(claims[0]) + len(claims[1]) == 30
     assert not set(claims[0]) & set(claims[1])
+
+
+def test_a_run_past_its_deadline_keeps_serving_other_destinations_while_a_hanging_one_drains(
+    sink_factory, make_destination, make_message
+):
+    hanging, healthy = sink_factory(), sink_factory()
+    hanging.default = Answer(hang=True)
+    make_destination(hanging.url("/hang"), timeout_seconds=3)
+    later = make_destination(healthy.url("/ok"))
+    for _ in range(3):
+        make_message()
+    # These become due after the run's deadline, while the hanging requests are still out.
+    Delivery.objects.filter(destination=later).update(next_attempt_at=timezone.now() + dt.timedelta(seconds=1))
+
+    run_engine(seconds=0.3, idle_seconds=0.1)
+
+    received = healthy.wait_for(3)
+    hung = DeliveryAttempt.objects.filter(delivery__destination__url__contains="/hang")
+    assert hung.count() == 3
+    first_timeout = min(a.started_at.timestamp() + a.duration_ms / 1000 for a in hung)
+    assert max(r.received_at for r in received) < first_timeout
+    assert Delivery.objects.filter(destination=later, status="succeeded").count() == 3
