@@ -76,6 +76,34 @@ def doorbell_ring_now_rollback_unsafe(*, countdown: float | None = None) -> None
     _publish(countdown=countdown, coalesce=countdown is None)
 
 
+NEXT_KEY = "delivery:doorbell:at"
+
+
+def doorbell_ring_at_rollback_unsafe(when_epoch: float) -> None:
+    """Ring when the next retry falls due (if within MAX_COUNTDOWN_SECONDS; else the sweeper will).
+
+    Every pump that goes idle asks for a ring at the earliest `next_attempt_at`, so
+    retries are sent on time one after another; a Redis key keeps it to one scheduled
+    ring per moment.
+    """
+    import time
+
+    wait = when_epoch - time.time()
+    if wait > MAX_COUNTDOWN_SECONDS:
+        return
+    wait = max(wait, 0.05)
+    try:
+        client = _flag_client()
+        if client is not None:
+            scheduled = client.get(NEXT_KEY)
+            if scheduled is not None and time.time() < float(scheduled) <= when_epoch + 0.05:
+                return  # a ring is already on its way by then
+            client.set(NEXT_KEY, repr(when_epoch), ex=int(wait) + 5)
+    except Exception as exc:
+        logger.warning("delivery doorbell schedule not read (%s)", type(exc).__name__)
+    _publish(countdown=wait, coalesce=False)
+
+
 def doorbell_answered() -> None:
     """A pump is starting: rings from now on make a new task."""
     try:

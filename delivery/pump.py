@@ -521,7 +521,7 @@ def deliveries_run(
     stalls the rest while a run hands over to the next. The deadline is jittered so the
     worker processes do not hand over at the same moment.
     """
-    from delivery.doorbell import MAX_COUNTDOWN_SECONDS, doorbell_ring_now_rollback_unsafe
+    from delivery.doorbell import doorbell_ring_at_rollback_unsafe, doorbell_ring_now_rollback_unsafe
 
     if not connection.in_atomic_block:
         close_old_connections()  # a connection kept across tasks may have gone stale
@@ -537,7 +537,6 @@ def deliveries_run(
     deadline = start + seconds * random.uniform(0.8, 1.2)
     draining: set[concurrent.futures.Future] | None = None
     held_back: set[uuid.UUID] = set()
-    earliest_retry: dt.datetime | None = None
     while True:
         now = time.monotonic()
         if draining is None and now >= deadline:
@@ -573,8 +572,6 @@ def deliveries_run(
                 summary = outcomes_record(results)
                 stats.succeeded += summary.succeeded
                 stats.failed_attempts += summary.failed_attempts
-                if summary.earliest_retry and (earliest_retry is None or summary.earliest_retry < earliest_retry):
-                    earliest_retry = summary.earliest_retry
                 last_work = time.monotonic()
         elif not claimed:
             if draining is not None or now - last_work >= idle_seconds:
@@ -583,12 +580,22 @@ def deliveries_run(
     if draining is not None:
         # Stopped at the deadline, maybe with work left: the next pump takes over.
         doorbell_ring_now_rollback_unsafe()
-    if earliest_retry is not None:
-        # Short waits get a ring of their own; long ones are found by the sweeper.
-        wait = max((earliest_retry - timezone.now()).total_seconds(), 0.5)
-        if wait <= MAX_COUNTDOWN_SECONDS:
-            doorbell_ring_now_rollback_unsafe(countdown=wait)
+    # Ask for a ring when the next retry falls due (of this run or any other): each
+    # idle pump passes the baton, so retries go out on time, not at the next sweep.
+    next_due = next_retry_at()
+    if next_due is not None:
+        doorbell_ring_at_rollback_unsafe(next_due.timestamp())
     return stats
+
+
+def next_retry_at() -> dt.datetime | None:
+    """The earliest future `next_attempt_at` of a pending delivery (the partial index answers it)."""
+    return (
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__gt=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
 
 
 def deliveries_release_stale(*, now: dt.datetime | None = None) -> int:
