@@ -80,9 +80,11 @@ def url_errors(url: str, *, what: str = "URL") -> list[str]:
     if parts.fragment:
         errors.append(f"the {what} may not have a #fragment")
     refusal = _numeric_host_refusal(host)
+    # A trailing dot names the same host (the absolute DNS form): "localhost." is localhost.
+    bare = host.rstrip(".")
     if refusal:
         errors.append(refusal)
-    elif not settings.DESTINATION_ALLOW_PRIVATE and (host == "localhost" or host.endswith(".localhost")):
+    elif not settings.DESTINATION_ALLOW_PRIVATE and (bare == "localhost" or bare.endswith(".localhost")):
         errors.append(f"{host} is a loopback address; destinations must be public")
     return errors
 
