@@ -5,21 +5,65 @@ tenant sets a known one through the portal or the API)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 
 from delivery import services
 from delivery.models import Delivery, DeliveryAttempt, Destination, DestinationHeader
+from delivery.validation import header_errors, url_errors
 from portal.secrets import Actor, secret_rotate
+
+
+class DestinationAdminForm(forms.ModelForm):
+    """Staff meet the same URL rules as the API and the portal (delivery/validation.py)."""
+
+    class Meta:
+        model = Destination
+        fields = "__all__"  # noqa: DJ007 - the ModelAdmin chooses the fields it shows
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        errors = url_errors(url)
+        if errors:
+            raise forms.ValidationError(errors)
+        return url
+
+    def clean_oauth2_token_url(self) -> str:
+        url = self.cleaned_data.get("oauth2_token_url") or ""
+        errors = url_errors(url, what="token URL") if url else []
+        if errors:
+            raise forms.ValidationError(errors)
+        return url
+
+
+class DestinationHeaderFormSet(forms.BaseInlineFormSet):
+    """The header rules of the API and the portal: RFC 9110 names, no CR/LF, not the portal's own."""
+
+    def clean(self) -> None:
+        super().clean()
+        headers: dict[str, str] = {}
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("DELETE") or not data.get("name"):
+                continue
+            headers[data["name"]] = data.get("value", "")
+        errors = header_errors(headers)
+        if isinstance(errors, dict):
+            errors = [f"{name}: {'; '.join(problems)}" for name, problems in errors.items()]
+        if errors:
+            raise forms.ValidationError(errors)
 
 
 class DestinationHeaderInline(admin.TabularInline):
     model = DestinationHeader
+    formset = DestinationHeaderFormSet
     extra = 0
     fields = ["position", "name", "value"]
 
 
 @admin.register(Destination)
 class DestinationAdmin(admin.ModelAdmin):
+    form = DestinationAdminForm
     list_display = ["name", "tenant", "url", "enabled", "signature", "auth_type", "disabled_reason", "updated_at"]
     list_filter = ["enabled", "signature", "auth_type", "payload_format", "tenant"]
     search_fields = ["name", "url", "id", "tenant__slug"]
