@@ -405,3 +405,56 @@ def figures_terminal_summary(terminalreporter) -> None:
     for test, values in FIGURES:
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         terminalreporter.write_line(f"{test}: {shown}")
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def rsa_server_cert(pki, label: str = "rsa", names: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")):
+    """A server certificate with an RSA key (for RSA key exchange suites), signed by the test CA."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from tests.support.tls import ServerCert, _san
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(pki.ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(_san(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(pki.ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = pki.directory / f"{label}.pem", pki.directory / f"{label}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return ServerCert(cert_path=cert_path, key_path=key_path, subject_cn=names[0])
+
+
+def tls_negotiated(host: str, port: int) -> tuple[str, str]:
+    """(version, cipher) a client that accepts anything gets from a server: what it really offers."""
+    import ssl
+    import warnings
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with socket.create_connection((host, port), timeout=10) as sock, ctx.wrap_socket(sock) as tls:
+        return tls.version() or "", (tls.cipher() or ("",))[0]
