@@ -568,7 +568,8 @@ def results_document(
         f"({TENANTS} tenants, one with half of the data; {TENANTS * DEVICES_PER_TENANT:,} devices; 2 % of deliveries "
         "pending, half of those due; 5 % failed; attempts for the failed and pending ones). "
         "Times are the ORM calls the code makes, warm cache, "
-        f"{runs} runs each, on this machine (2 cores). Whole run: {elapsed:.0f} s.",
+        f"{runs} runs each, on this machine (2 cores; load average {os.getloadavg()[0]:.1f} at the end, "
+        f"other work included). Whole run: {elapsed:.0f} s.",
         "",
         results_table(measured),
         "",
