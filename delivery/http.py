@@ -162,7 +162,7 @@ async def resolve_checked_async(host: str, port: int) -> list[str]:
 
 
 class _Stream(httpcore.AsyncNetworkStream):
-    """httpcore's AnyIO stream with a cheap `is_readable`.
+    """httpcore's AnyIO stream with a cheap `is_readable`, and writes sent together.
 
     httpcore asks every pooled connection `is_readable` each time it assigns a request;
     AnyIO answers by building its whole attribute map (with getpeername calls) each
@@ -178,14 +178,29 @@ class _Stream(httpcore.AsyncNetworkStream):
         self._inner = inner
         self._socket = inner.get_extra_info("socket")
         self._quiet_until = 0.0
+        self._pending: list[bytes] = []
+        self._write_timeout: float | None = None
+
+    async def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            await self._inner.write(data, self._write_timeout)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        await self._flush()
         return await self._inner.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
+        # httpcore writes a request's head and body separately and then reads the
+        # answer: sending them together at that read makes one TLS record and one
+        # syscall instead of two or three.
+        if buffer:
+            self._pending.append(buffer)
+            self._write_timeout = timeout
 
     async def aclose(self) -> None:
+        self._pending.clear()
         await self._inner.aclose()
 
     async def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.AsyncNetworkStream:
@@ -253,6 +268,44 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool without its quadratic idle-connection count.
+
+    On every request httpcore 1.0.9 walks its connections and, for each idle one,
+    builds a list over all connections to compare with max_keepalive_connections: with
+    a few dozen keep-alive connections that walk was a fifth of a sender's CPU
+    (py-spy). Here max_keepalive_connections equals max_connections, so that pruning
+    can never fire and is left out; the rest is httpcore's own logic.
+    """
+
+    def _assign_requests_to_connections(self) -> list:
+        closing = []
+        for connection in list(self._connections):
+            if connection.is_closed():
+                self._connections.remove(connection)
+            elif connection.has_expired():
+                self._connections.remove(connection)
+                closing.append(connection)
+        for pool_request in [r for r in self._requests if r.is_queued()]:
+            origin = pool_request.request.url.origin
+            available = next((c for c in self._connections if c.can_handle_request(origin) and c.is_available()), None)
+            if available is not None:
+                pool_request.assign_to_connection(available)
+            elif len(self._connections) < self._max_connections:
+                connection = self.create_connection(origin)
+                self._connections.append(connection)
+                pool_request.assign_to_connection(connection)
+            else:
+                idle = next((c for c in self._connections if c.is_idle()), None)
+                if idle is not None:
+                    self._connections.remove(idle)
+                    closing.append(idle)
+                    connection = self.create_connection(origin)
+                    self._connections.append(connection)
+                    pool_request.assign_to_connection(connection)
+        return closing
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the guarded backend and the TLS policy (see module doc)."""
 
@@ -266,7 +319,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         super().__init__(verify=context, trust_env=False, limits=limits, retries=0)
         self.network_backend = GuardedNetworkBackend()
         # httpx has no parameter for a network backend; its pool is rebuilt with ours.
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _Pool(
             ssl_context=context,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
