@@ -13,6 +13,7 @@ from django.db.models import Q
 
 from devices.identity import DeviceIdentity, default_urn, identifier_error, normalise_identifier
 from devices.models import IDENTIFIER_FIELDS, Device
+from ingest.sql import fetch_instances, select_columns
 from portal.models import Tenant
 from portal.secrets import Actor, secret_set
 
@@ -58,10 +59,6 @@ def device_update(*, device: Device, **changes) -> Device:
 LOOKUP_FIELDS = frozenset({*IDENTIFIER_FIELDS, "urn"})
 
 
-def _device_columns() -> str:
-    return ", ".join(db_connection.ops.quote_name(f.column) for f in Device._meta.concrete_fields)
-
-
 def device_seen(*, tenant_id: int, identity: DeviceIdentity, seen_at: datetime) -> Device | None:
     """The tenant's device an identity names (lookups tried in order), its last_seen_at moved on to
     `seen_at` (never back), in one statement; None when there is none.
@@ -84,9 +81,9 @@ def device_seen(*, tenant_id: int, identity: DeviceIdentity, seen_at: datetime) 
         f"UPDATE {table} SET last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %s THEN %s "  # noqa: S608
         f"ELSE last_seen_at END WHERE id = (SELECT id FROM {table} WHERE tenant_id = %s AND "
         f"({' OR '.join(conditions)}) ORDER BY CASE {' '.join(preference)} END LIMIT 1) "
-        f"RETURNING {_device_columns()}"
+        f"RETURNING {select_columns(Device)}"
     )
-    found = list(Device.objects.raw(sql, [seen, seen, tenant_id, *params, *order_params]))
+    found = fetch_instances(Device, sql, [seen, seen, tenant_id, *params, *order_params])
     return found[0] if found else None
 
 

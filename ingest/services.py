@@ -25,6 +25,7 @@ from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
 from ingest.models import Connection, Message
 from ingest.normalised import Parsed
+from ingest.sql import insert_instance, insert_rows
 from portal.models import Tenant
 from portal.secrets import Actor, secret_generate, secret_set, whsec_form
 
@@ -168,23 +169,25 @@ def _devices_of(
     return devices, default, to_mark
 
 
+READING_COLUMNS = ("tenant", "device", "message", "name", "unit", "kind", "value", "sum", "time")
+
+
 def _store_readings(*, message: Message, parsed: Parsed, devices: list[Device], default: int) -> int:
     rows = [
-        Reading(
-            tenant_id=message.tenant_id,
-            device=devices[default if reading.device is None else reading.device],
-            message=message,
-            name=reading.name,
-            unit=reading.unit,
-            kind=reading.kind,
-            value=reading.value,
-            sum=reading.sum,
-            time=reading.time,
+        (
+            message.tenant_id,
+            devices[default if reading.device is None else reading.device].pk,
+            message.pk,
+            reading.name,
+            reading.unit,
+            reading.kind,
+            reading.value,
+            reading.sum,
+            reading.time,
         )
         for reading in parsed.readings
     ]
-    Reading.objects.bulk_create(rows)
-    return len(rows)
+    return insert_rows(Reading, READING_COLUMNS, rows)
 
 
 def _normalise(
@@ -266,7 +269,7 @@ def message_ingest(
         message.error = error = _storable(error)
         if error:
             message.readings_count = 0
-        message.save(force_insert=True)
+        insert_instance(message)
         if not error:
             _store_readings(message=message, parsed=parsed, devices=devices, default=default)
             devices_mark_seen(devices=to_mark, seen_at=received_at)

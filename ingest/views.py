@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from ingest.errors import NotAuthentic, NotJson
-from ingest.models import Connection, Message
+from ingest.models import Message
+from ingest.selectors import connection_for_ingest
 from ingest.services import message_ingest
 from portal.fields import SecretUnavailable
 from portal.logging import context_bind
@@ -133,9 +134,8 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
     source_ip = _source_ip(request)
     kind = "unknown"
     try:
-        try:
-            connection = Connection.objects.get(pk=connection_id)
-        except Connection.DoesNotExist:
+        connection = connection_for_ingest(connection_id)
+        if connection is None:
             message_received(kind="unknown", status="not_found")
             return _answer(404, {"error": "no such connection"}, request_id)
         context_bind(tenant_id=connection.tenant_id, connection_id=connection.pk)
