@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -107,30 +108,57 @@ async def _send(client: Loopback, path: str, item: SignedBody) -> Sent:
     )
 
 
-async def paced_post(*, base_url: str, items: list[tuple[str, SignedBody]], rate: float) -> list[Sent]:
-    """Send (path, body) items at `rate` a second on an open-loop schedule."""
+NOT_SENT = -1
+
+
+async def paced_post(
+    *, base_url: str, items: list[tuple[str, SignedBody]], rate: float, max_waiting: int = 200
+) -> list[Sent]:
+    """Send (path, body) items at `rate` a second on an open-loop schedule.
+
+    When `max_waiting` requests are already unanswered the server has fallen far behind:
+    the next items are skipped (status NOT_SENT) rather than piled on.
+    """
     client = Loopback(base_url)
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
     tasks = []
+    skipped = []
+    waiting = 0
+
+    async def send(path: str, item: SignedBody) -> Sent:
+        nonlocal waiting
+        waiting += 1
+        try:
+            return await _send(client, path, item)
+        finally:
+            waiting -= 1
+
     for i, (path, item) in enumerate(items):
         wait = start + i / rate - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
-        tasks.append(asyncio.create_task(_send(client, path, item)))
+        if waiting >= max_waiting:
+            now = time.monotonic()
+            skipped.append(Sent(item.seq, "", path, now, now, NOT_SENT, ""))
+            continue
+        tasks.append(asyncio.create_task(send(path, item)))
     sent = await asyncio.gather(*tasks)
     client.close()
-    return list(sent)
+    return [*sent, *skipped]
 
 
-async def burst_post(*, base_url: str, items: list[tuple[str, SignedBody]], concurrency: int) -> list[Sent]:
-    """Send (path, body) items as fast as `concurrency` requests in flight allow."""
+async def burst_post(
+    *, base_url: str, items: list[tuple[str, SignedBody]], concurrency: int, seconds: float | None = None
+) -> list[Sent]:
+    """Send (path, body) items as fast as `concurrency` requests in flight allow, for at most `seconds`."""
     client = Loopback(base_url)
     queue = list(reversed(items))
     sent: list[Sent] = []
+    deadline = time.monotonic() + seconds if seconds else math.inf
 
     async def lane() -> None:
-        while queue:
+        while queue and time.monotonic() < deadline:
             path, item = queue.pop()
             sent.append(await _send(client, path, item))
 

@@ -127,11 +127,30 @@ def rss_peak_reset(pid: int) -> bool:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the given live processes have used so far."""
-    total = 0
+def cpu_times(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds each live process has used so far."""
+    times = {}
     for pid in pids:
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLOCK_TICKS
+            times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (stat fields 14, 15)
+    return times
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two cpu_times() of the same processes (a new process counts whole)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (from /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq + steal
+    return busy / CLOCK_TICKS, (busy + idle + iowait) / CLOCK_TICKS
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and of every descendant it has reaped (the stopped children)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system

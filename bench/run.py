@@ -11,6 +11,7 @@ process it starts is stopped on the way out, on failure and on Ctrl-C too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import logging
 import os
@@ -27,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.portal_api import PortalApi  # noqa: E402
-from bench.processes import ProcessSet  # noqa: E402
+from bench.processes import ProcessSet, machine_cpu, own_cpu  # noqa: E402
 from bench.results import Report, results_document, results_table  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     Bench,
@@ -56,9 +57,11 @@ def _row_order(report: Report) -> None:
 def bench_run(*, only: tuple[str, ...], write: bool, quick: bool = False) -> int:
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sink poll otherwise
     cores = os.cpu_count() or 0
     load_before = os.getloadavg()[0]
+    machine_before, own_before = machine_cpu(), own_cpu()
     tmp = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     procs = ProcessSet(tmp)
     report = Report()
@@ -96,14 +99,27 @@ def bench_run(*, only: tuple[str, ...], write: bool, quick: bool = False) -> int
     finally:
         procs.stop_all()
         if stack is not None:
-            redis_flush_own(stack.redis_url)  # the doorbells ingest left for the stopped workers
+            with contextlib.suppress(Exception):  # a broker that is down must not hide the run's own error
+                redis_flush_own(stack.redis_url)  # the doorbells ingest left for the stopped workers
         if ok:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
+            for data in tmp.glob("wrk-*.txt"):  # tens of MB of pre-signed bodies; the logs are what matter
+                data.unlink()
             print(f"Logs kept in {tmp}", file=sys.stderr)
     if not ok:
         return 130
     _row_order(report)
+    machine_after, own_after = machine_cpu(), own_cpu()
+    capacity = machine_after[1] - machine_before[1]
+    if capacity > 0:
+        busy = (machine_after[0] - machine_before[0]) / capacity
+        ours = (own_after - own_before) / capacity
+        report.note(
+            f"during the run the machine's CPUs were {busy:.0%} busy: the bench's own processes (servers, workers,"
+            f" sink, load generators) used {ours:.0%} of them, PostgreSQL and everything else the other"
+            f" {busy - ours:.0%}."
+        )
     if load_before > cores / 2:
         report.note(
             f"the machine was busy before the run (load average {load_before:.1f} on {cores} cores):"

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -21,16 +22,18 @@ from pathlib import Path
 
 import httpx
 
-from bench.loadgen import Sent, burst_post, paced_post
+from bench.loadgen import NOT_SENT, Sent, burst_post, paced_post
 from bench.payloads import SignedBody, kpn_token, marker, senml_pack, wrk_data_write
 from bench.portal_api import PortalApi, Route
-from bench.processes import cpu_seconds, rss_peak_mb, rss_peak_reset
+from bench.processes import cpu_times, cpu_used, rss_peak_mb, rss_peak_reset
 from bench.queries import delivery_queries, ingest_queries
 from bench.results import Report, fmt_mb, fmt_ms, fmt_rate, fmt_ratio, percentile
 from bench.sink import SinkControl
 from bench.stack import ROOT, Stack, worker_commands
 
 DEVICES = 100  # distinct devices per connection, created by their first message
+FANOUT_SECONDS = 90.0  # the most time the fan-out scenario spends
+BACKLOG_SECONDS = 45.0  # the most time the delivery scenarios spend ingesting a backlog
 WRK_THREADS = 2
 
 
@@ -57,56 +60,64 @@ class Bench:
             )
         return out
 
-    def cpu(self, *names: str) -> float:
-        """CPU seconds used so far by the named children's process groups."""
-        return cpu_seconds(
-            [pid for name in names if name in self.stack.procs.children for pid in self.stack.procs.group_pids(name)]
-        )
+    def cpu(self, *names: str) -> dict[int, float]:
+        """CPU times of the named children's processes ("postgres": the bench database's backends)."""
+        pids = [pid for name in names if name in self.stack.procs.children for pid in self.stack.procs.group_pids(name)]
+        if "postgres" in names:
+            pids += self.stack.postgres_pids()
+        return cpu_times(pids)
 
-    def expected(self, routes: list[Route], items: list[tuple[str, SignedBody]]) -> dict[tuple[str, str], str]:
-        """(marker, sink path) each message should reach -> its ingest path."""
-        by_ingest = {route.ingest_path: route for route in routes}
-        return {
-            (marker(run=self.run, seq=item.seq), by_ingest[path].sink_path): path
-            for path, item in items
-            if by_ingest[path].sink_path
-        }
+    def expected(self, routes: list[Route], sent: list[Sent]) -> set[tuple[str, str]]:
+        """(marker, sink path) each accepted message should reach; none for a route without a sink path."""
+        sink_path = {route.ingest_path: route.sink_path for route in routes}
+        return {(s.marker, sink_path[s.target]) for s in sent if s.status == 200 and sink_path[s.target]}
 
 
-@dataclass
 class Receipts:
-    times: dict[tuple[str, str], float]
-    rejected: int  # 401 from the sink: the token did not verify
-    hung: int
-    other_paths: int
+    """The sink's records of one phase, matched against the (marker, path) pairs expected."""
 
+    def __init__(self, sink: SinkControl, expected: set[tuple[str, str]]) -> None:
+        self.sink = sink
+        self.expected = expected
+        self.times: dict[tuple[str, str], float] = {}
+        self.rejected = 0  # answered 401 by the sink: the token did not verify
+        self.hung = 0  # held by the sink without an answer
+        self.unexpected = 0
 
-def receipts_wait(sink: SinkControl, expected: set[tuple[str, str]], *, timeout: float) -> Receipts:
-    """Collect the sink's records until every expected (marker, path) has a 200, or timeout."""
-    got: dict[tuple[str, str], float] = {}
-    rejected = hung = other = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        for arrived, path, mark, status in sink.new_records():
+    def poll(self) -> int:
+        """Fetch new records; returns how many expected receipts there are now."""
+        for arrived, path, mark, status in self.sink.new_records():
             key = (mark, path)
             if status == 0:
-                hung += 1
+                self.hung += 1
             elif status != 200:
-                rejected += 1
-            elif key in expected:
-                got.setdefault(key, arrived)
+                self.rejected += 1
+            elif key in self.expected:
+                self.times.setdefault(key, arrived)
             else:
-                other += 1
-        if expected <= got.keys() or time.monotonic() > deadline:
-            return Receipts(times=got, rejected=rejected, hung=hung, other_paths=other)
-        time.sleep(0.1)
+                self.unexpected += 1
+        return len(self.times)
+
+    @property
+    def complete(self) -> bool:
+        return self.expected <= self.times.keys()
+
+    def wait(self, *, timeout: float, until: int | None = None, interval: float = 0.1) -> Receipts:
+        """Poll until every expected receipt (or `until` of them) is in, or timeout."""
+        deadline = time.monotonic() + timeout
+        target = len(self.expected) if until is None else until
+        while self.poll() < target and time.monotonic() < deadline:
+            time.sleep(interval)
+        return self
 
 
-def _check_accepted(sent: list[Sent], what: str) -> None:
+def _accepted(sent: list[Sent], what: str) -> list[Sent]:
+    """The messages answered 200; fails the run when any other answer came back."""
     refused = [s for s in sent if s.status != 200]
     if refused:
         codes = sorted({s.status for s in refused})
         raise RuntimeError(f"{what}: {len(refused)} of {len(sent)} messages not accepted (status {codes})")
+    return sent
 
 
 # -- scenario 2 and 3: delivery -------------------------------------------------------
@@ -125,6 +136,7 @@ class DeliveryFigures:
     rejected: int
     hung: int
     worker_cpu_ms: float
+    postgres_cpu_ms: float
 
     @property
     def p50(self) -> float:
@@ -138,60 +150,77 @@ class DeliveryFigures:
 def delivery_measure(
     b: Bench, *, routes: list[Route], backlog: int, rate: float, seconds: float, label: str
 ) -> DeliveryFigures:
-    """Drain a backlog with fresh workers (throughput), then ingest at `rate` (end-to-end latency)."""
+    """Drain a backlog with fresh workers (throughput), then ingest at `rate` (end-to-end latency).
+
+    Each phase has a time budget, so a slow system gives poor figures instead of a run
+    that never ends: the backlog is what ingest accepted within BACKLOG_SECONDS.
+    """
     stack = b.stack
+    workers = [n for n in worker_commands() if n != "beat"]
     stack.stop_workers()
-    items = b.items(routes, backlog)
     t0 = time.monotonic()
-    sent = asyncio.run(burst_post(base_url=stack.web_url, items=items, concurrency=8))
-    print(
-        f"  {label}: ingested a backlog of {backlog:,} in {time.monotonic() - t0:.1f} s (workers stopped)", flush=True
+    sent = _accepted(
+        asyncio.run(
+            burst_post(base_url=stack.web_url, items=b.items(routes, backlog), concurrency=8, seconds=BACKLOG_SECONDS)
+        ),
+        f"{label} backlog",
     )
-    _check_accepted(sent, f"{label} backlog")
-    expected = b.expected(routes, items)
+    print(
+        f"  {label}: ingested a backlog of {len(sent):,} in {time.monotonic() - t0:.1f} s (workers stopped)", flush=True
+    )
     b.sink.reset()
+    drained = Receipts(b.sink, b.expected(routes, sent))
     began = time.monotonic()
     stack.start_workers()
-    drained = receipts_wait(b.sink, set(expected), timeout=max(60.0, backlog / 50))
-    worker_cpu = b.cpu(*[n for n in worker_commands() if n != "beat"])
+    # Worker CPU is counted from the first receipt on, so start-up is left out.
+    drained.wait(timeout=60.0, until=1, interval=0.01)
+    worker_first, pg_first, count_first = b.cpu(*workers), b.cpu("postgres"), len(drained.times)
+    drained.wait(timeout=max(30.0, len(sent) / 100))
+    counted = max(len(drained.times) - count_first, 1)
+    cpu_ms = 1000 * cpu_used(worker_first, b.cpu(*workers)) / counted
+    pg_ms = 1000 * cpu_used(pg_first, b.cpu("postgres")) / counted
     times = sorted(drained.times.values())
     drain_rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else math.nan
     start_to_last = times[-1] - began if times else math.nan
     print(
-        f"  {label}: drained {len(times)}/{len(expected)} in {start_to_last:.1f} s after worker start,"
-        f" {drain_rate:,.0f} deliveries/s first to last receipt; worker CPU {worker_cpu:.1f} s"
-        f" ({1000 * worker_cpu / max(len(times), 1):.2f} ms a delivery, start-up included)",
+        f"  {label}: drained {len(times)}/{len(drained.expected)} in {start_to_last:.1f} s after worker start,"
+        f" {drain_rate:,.0f} deliveries/s first to last receipt; CPU a delivery: worker {cpu_ms:.2f} ms,"
+        f" PostgreSQL {pg_ms:.2f} ms",
         flush=True,
     )
 
-    count = int(rate * seconds)
-    items = b.items(routes, count)
-    expected = b.expected(routes, items)
     b.sink.reset()
-    sent = asyncio.run(paced_post(base_url=stack.web_url, items=items, rate=rate))
-    _check_accepted(sent, f"{label} paced")
+    sent = asyncio.run(paced_post(base_url=stack.web_url, items=b.items(routes, int(rate * seconds)), rate=rate))
+    offered = len(sent)
+    sent = _accepted([s for s in sent if s.status != NOT_SENT], f"{label} paced")
     answered = {s.marker: s.answered_at for s in sent}
-    span = max(s.answered_at for s in sent) - min(s.sent_at for s in sent)
-    paced = receipts_wait(b.sink, set(expected), timeout=60.0)
+    span = max(s.answered_at for s in sent) - min(s.sent_at for s in sent) if sent else math.nan
+    paced = Receipts(b.sink, b.expected(routes, sent)).wait(timeout=30.0)
     e2e = [(arrived - answered[mark]) * 1000 for (mark, _path), arrived in paced.times.items()]
     figures = DeliveryFigures(
-        backlog=backlog,
+        backlog=len(drained.expected),
         drain_delivered=len(times),
         drain_rate=drain_rate,
         start_to_last=start_to_last,
-        latency_rate=count / span if span else math.nan,
-        latency_sent=count,
+        latency_rate=len(sent) / span if span else math.nan,
+        latency_sent=len(paced.expected),
         latency_delivered=len(paced.times),
         e2e_ms=e2e,
         rejected=drained.rejected + paced.rejected,
         hung=drained.hung + paced.hung,
-        worker_cpu_ms=1000 * worker_cpu / max(len(times), 1),
+        worker_cpu_ms=cpu_ms,
+        postgres_cpu_ms=pg_ms,
     )
     print(
-        f"  {label}: {len(e2e)}/{len(expected)} delivered at {figures.latency_rate:,.0f} msg/s,"
+        f"  {label}: {len(e2e)}/{len(paced.expected)} delivered at {figures.latency_rate:,.0f} msg/s,"
         f" end-to-end p50 {figures.p50:.1f} ms p99 {figures.p99:.1f} ms",
         flush=True,
     )
+    if offered > len(sent):
+        b.report.note(
+            f"{label}: ingest fell behind {rate:,.0f} msg/s; {offered - len(sent)} of {offered} paced messages"
+            " were not sent (too many requests already waiting)."
+        )
     if figures.rejected:
         b.report.note(
             f"{label}: the sink refused {figures.rejected} deliveries whose Things-Message-Token did not verify."
@@ -254,7 +283,7 @@ def scenario_delivery(b: Bench, *, backlog: int, rate: float, seconds: float) ->
     # SQL statements per delivery, counted on a small batch sent by the pump in this process.
     b.stack.stop_workers()
     sent = asyncio.run(burst_post(base_url=b.stack.web_url, items=b.items([route], 200), concurrency=8))
-    _check_accepted(sent, "delivery query count")
+    _accepted(sent, "delivery query count")
     counted = delivery_queries(stack=b.stack, expected=len(sent))
     b.report.note(f"delivery: {counted.describe()} per delivery, over a pump run of {counted.items} deliveries.")
     print(f"  delivery: {counted.describe()} per delivery", flush=True)
@@ -290,9 +319,12 @@ def scenario_delivery(b: Bench, *, backlog: int, rate: float, seconds: float) ->
             f"delivery: {backlog - ours.drain_delivered} of the backlog and "
             f"{ours.latency_sent - ours.latency_delivered} of the paced messages had not reached the sink in time."
         )
+    cpu_total = ours.worker_cpu_ms + ours.postgres_cpu_ms
     b.report.note(
-        f"delivery: the worker processes used {ours.worker_cpu_ms:.2f} ms of CPU per delivery while draining"
-        " the backlog (start-up included)."
+        f"delivery: CPU per delivery while draining the backlog: worker processes {ours.worker_cpu_ms:.2f} ms,"
+        f" PostgreSQL {ours.postgres_cpu_ms:.2f} ms (from the first receipt on, start-up left out); on"
+        f" {os.cpu_count()} idle cores that allows at most ~{1000 * (os.cpu_count() or 1) / cpu_total:,.0f}"
+        " deliveries/s before the sink's share."
     )
     web_peak, web_n = peaks["web"]
     worker_peak, worker_n = peaks["worker"]
@@ -388,7 +420,16 @@ def scenario_fanout(b: Bench, *, destinations: int, repeats: int, warmup: int = 
     first_ms: list[float] = []
     missing = 0
     b.sink.reset()
+    gaps = random.Random(4)  # the same spacing every run
+    deadline = time.monotonic() + FANOUT_SECONDS
     for i in range(warmup + repeats):
+        if time.monotonic() > deadline:
+            b.report.note(
+                f"fan-out: stopped after {i - warmup} messages, at the scenario's {FANOUT_SECONDS:.0f} s budget."
+            )
+            break
+        # Messages arrive independently: some while the last pump still runs, some after it went idle.
+        time.sleep(gaps.uniform(0.0, 2.0))
         [(path, item)] = b.items([route], 1)
         mark = marker(run=b.run, seq=item.seq)
         answer = client.post(
@@ -397,7 +438,7 @@ def scenario_fanout(b: Bench, *, destinations: int, repeats: int, warmup: int = 
         answered = time.monotonic()
         if answer.status_code != 200:
             raise RuntimeError(f"fan-out ingest answered {answer.status_code}: {answer.text[:300]}")
-        got = receipts_wait(b.sink, {(mark, p) for p in secrets_by_path}, timeout=15.0)
+        got = Receipts(b.sink, {(mark, p) for p in secrets_by_path}).wait(timeout=10.0, interval=0.02)
         if i < warmup:
             continue
         if len(got.times) < destinations:
@@ -422,7 +463,7 @@ def scenario_fanout(b: Bench, *, destinations: int, repeats: int, warmup: int = 
     )
     b.report.note(
         f"fan-out: first receipt p50 {fmt_ms(percentile(first_ms, 50))}; {warmup} warm-up messages not counted"
-        + (f"; {missing} deliveries did not arrive within 15 s" if missing else "")
+        + (f"; {missing} deliveries did not arrive within 10 s" if missing else "")
         + "."
     )
     b.stack.stop_workers()
@@ -487,13 +528,14 @@ def scenario_ingest(b: Bench, *, levels: tuple[int, ...], seconds: int, paced_ra
     best = {"ours": None, "bare": None}
     for level in levels:
         data = _wrk_data(b, route, ceiling * seconds)
-        cpu0 = b.cpu("web")
+        web0, pg0 = b.cpu("web"), b.cpu("postgres")
         ours = wrk_run(b, path=route.ingest_path, data=data, connections=level, seconds=seconds)
-        cpu1 = b.cpu("web")
+        web1, pg1 = b.cpu("web"), b.cpu("postgres")
         bare = wrk_run(b, path="/bench/bare/", data=data, connections=level, seconds=seconds)
-        cpu2 = b.cpu("web")
-        ours["cpu_ms"] = 1000 * (cpu1 - cpu0) / max(ours["requests"], 1)
-        bare["cpu_ms"] = 1000 * (cpu2 - cpu1) / max(bare["requests"], 1)
+        web2 = b.cpu("web")
+        ours["cpu_ms"] = 1000 * cpu_used(web0, web1) / max(ours["requests"], 1)
+        ours["pg_ms"] = 1000 * cpu_used(pg0, pg1) / max(ours["requests"], 1)
+        bare["cpu_ms"] = 1000 * cpu_used(web1, web2) / max(bare["requests"], 1)
         data.unlink()
         accepted += ours["ok"]
         if ours["wrapped"]:
@@ -504,7 +546,7 @@ def scenario_ingest(b: Bench, *, levels: tuple[int, ...], seconds: int, paced_ra
         errors = ours["other"] + ours["errors_connect"] + ours["errors_read"] + ours["errors_timeout"]
         print(
             f"  c={level}: ingest {ours['rate']:,.0f} msg/s p50 {ours['p50_ms']:.1f} ms p99 {ours['p99_ms']:.1f} ms"
-            f" web CPU {ours['cpu_ms']:.2f} ms/msg (non-200/errors {errors});"
+            f" CPU/msg web {ours['cpu_ms']:.2f} ms PostgreSQL {ours['pg_ms']:.2f} ms (non-200/errors {errors});"
             f" bare view {bare['rate']:,.0f}/s p99 {bare['p99_ms']:.1f} ms web CPU {bare['cpu_ms']:.2f} ms/req",
             flush=True,
         )
@@ -521,8 +563,10 @@ def scenario_ingest(b: Bench, *, levels: tuple[int, ...], seconds: int, paced_ra
             b.report.note(f"ingest c={level}: {errors} requests were not answered 200 (status or socket errors).")
     top, top_bare = best["ours"], best["bare"]
     b.report.note(
-        f"ingest: the web processes used {top['cpu_ms']:.2f} ms of CPU per message at c={top['level']}"
-        f" (bare view: {top_bare['cpu_ms']:.2f} ms per request), PostgreSQL's own CPU not counted."
+        f"ingest: CPU per message at c={top['level']}: web processes {top['cpu_ms']:.2f} ms, PostgreSQL"
+        f" {top['pg_ms']:.2f} ms (bare view: {top_bare['cpu_ms']:.2f} ms per request); on {os.cpu_count()} idle"
+        f" cores that allows at most ~{1000 * (os.cpu_count() or 1) / (top['cpu_ms'] + top['pg_ms']):,.0f} msg/s"
+        " before wrk's own share."
     )
     ratio = top["rate"] / top_bare["rate"] if top_bare["rate"] else math.nan
     b.report.add(

@@ -160,6 +160,16 @@ class Stack:
         django.setup()
         logging.disable(logging.INFO)  # the portal's per-request lines would drown the bench's output
 
+    def postgres_pids(self) -> list[int]:
+        """PostgreSQL server processes serving the bench database (not this query's own)."""
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [pid for (pid,) in rows]
+
     # -- one-off commands -------------------------------------------------------------
 
     def manage(self, *args: str, timeout: float = 300) -> str:
