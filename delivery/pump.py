@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import json
 import logging
 import random
 import time
@@ -164,6 +165,11 @@ def messages_load(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageData]:
 
     found = {i: _message_cache[i] for i in ids if i in _message_cache}
     missing = ids - found.keys()
+    if missing and connection.vendor == "postgresql":
+        loaded = _messages_load_postgresql(missing)
+        found.update(loaded)
+        _message_cache.update(loaded)
+        missing = set()
     if missing:
         readings: dict[uuid.UUID, list[ReadingData]] = {i: [] for i in missing}
         for reading in Reading.objects.filter(message_id__in=missing).order_by("message_id", "id"):
@@ -181,6 +187,56 @@ def messages_load(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageData]:
         while len(_message_cache) > MESSAGE_CACHE_SIZE:
             _message_cache.popitem(last=False)
     return found
+
+
+def _messages_load_postgresql(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageData]:
+    """Messages, their devices and readings in one query (the ORM needed two and model instances)."""
+    from devices.models import Device, Reading
+    from ingest.models import Message
+
+    sql = f"""
+        SELECT m.id, m.received_at, m.device_id, dv.serial, dv.imei, dv.iccid, dv.dev_eui, dv.custom1, dv.custom2,
+               dv.custom3, dv.urn, r.name, r.unit, r.kind, r.value, r.sum, r.time
+        FROM {Message._meta.db_table} m
+        LEFT JOIN {Device._meta.db_table} dv ON dv.id = m.device_id
+        LEFT JOIN {Reading._meta.db_table} r ON r.message_id = m.id
+        WHERE m.id = ANY(%s::uuid[])
+        ORDER BY m.id, r.id
+    """  # noqa: S608 - table names are ours, the ids are a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(ids)])
+        rows = cursor.fetchall()
+    heads: dict[uuid.UUID, tuple] = {}
+    readings: dict[uuid.UUID, list[ReadingData]] = {}
+    for row in rows:
+        message_id = row[0]
+        if message_id not in heads:
+            heads[message_id] = row
+            readings[message_id] = []
+        if row[11] is not None:
+            value = json.loads(row[14]) if isinstance(row[14], str) else row[14]
+            readings[message_id].append(
+                ReadingData(name=row[11], unit=row[12], kind=row[13], value=value, sum=row[15], time=row[16])
+            )
+    loaded = {}
+    for message_id, row in heads.items():
+        device = None
+        if row[2] is not None:
+            device = DeviceData(
+                id=row[2],
+                serial=row[3],
+                imei=row[4],
+                iccid=row[5],
+                dev_eui=row[6],
+                custom1=row[7],
+                custom2=row[8],
+                custom3=row[9],
+                urn=row[10],
+            )
+        loaded[message_id] = MessageData(
+            id=message_id, received_at=row[1], device=device, readings=tuple(readings[message_id])
+        )
+    return loaded
 
 
 # -- claiming ----------------------------------------------------------------------------
@@ -218,6 +274,8 @@ def deliveries_claim(
     full = [d for d, n in busy.items() if n >= per_destination] + list(exclude or ())
     now = timezone.now()
     token = uuid.uuid4()
+    if connection.vendor == "postgresql":
+        return _claim_postgresql(limit=limit, busy=busy, full=full, now=now, token=token)
     with transaction.atomic():
         rows = list(
             due_deliveries(now)
@@ -246,6 +304,69 @@ def deliveries_claim(
             id=r[0], destination_id=r[1], message_id=r[2], attempts_count=r[3], series_attempts=r[4], claim_token=token
         )
         for r in kept
+    ]
+
+
+def _claim_postgresql(
+    *, limit: int, busy: Counter, full: list[uuid.UUID], now: dt.datetime, token: uuid.UUID
+) -> list[Claimed]:
+    """The claim as one statement: lock due rows (SKIP LOCKED), keep each destination's
+    free slots, stamp lease and token, return them. One round trip instead of four.
+
+    The lease of each row is its attempt's hard deadline (timeout_seconds * attempt,
+    at most 30 s; twice that for OAuth2, which may fetch a token) plus a margin.
+    """
+    per_destination = settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION
+    busy_ids = [d for d, n in busy.items() if n < per_destination]
+    busy_free = [per_destination - busy[d] for d in busy_ids]
+    delivery, destination = Delivery._meta.db_table, Destination._meta.db_table
+    sql = f"""
+        WITH candidates AS (
+            SELECT d.id, d.destination_id, d.next_attempt_at, d.created_at
+            FROM {delivery} d JOIN {destination} t ON t.id = d.destination_id
+            WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s
+              AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
+              AND t.enabled AND NOT (d.destination_id = ANY(%(full)s::uuid[]))
+            ORDER BY d.next_attempt_at, d.created_at
+            LIMIT %(limit)s
+            FOR UPDATE OF d SKIP LOCKED
+        ), ranked AS (
+            SELECT c.id, COALESCE(q.free, %(per_destination)s) AS free,
+                   row_number() OVER (PARTITION BY c.destination_id ORDER BY c.next_attempt_at, c.created_at) AS rank
+            FROM candidates c
+            LEFT JOIN unnest(%(busy_ids)s::uuid[], %(busy_free)s::int[]) AS q(destination_id, free)
+              ON q.destination_id = c.destination_id
+        )
+        UPDATE {delivery} d
+        SET claim_token = %(token)s,
+            claimed_until = %(now)s + make_interval(secs => %(margin)s
+                + LEAST(t.timeout_seconds * (d.series_attempts + 1), %(max_timeout)s)
+                * CASE WHEN t.auth_type = 'oauth2' THEN 2 ELSE 1 END)
+        FROM ranked r, {destination} t
+        WHERE d.id = r.id AND r.rank <= r.free AND t.id = d.destination_id
+        RETURNING d.id, d.destination_id, d.message_id, d.attempts_count, d.series_attempts, d.next_attempt_at,
+                  d.created_at
+    """  # noqa: S608 - table names are ours, every value is a parameter
+    params = {
+        "now": now,
+        "full": full,
+        "limit": limit,
+        "per_destination": per_destination,
+        "busy_ids": busy_ids,
+        "busy_free": busy_free,
+        "token": token,
+        "margin": LEASE_MARGIN_SECONDS,
+        "max_timeout": MAX_TIMEOUT_SECONDS,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    rows.sort(key=lambda r: (r[5], r[6]))  # RETURNING keeps no order: oldest first
+    return [
+        Claimed(
+            id=r[0], destination_id=r[1], message_id=r[2], attempts_count=r[3], series_attempts=r[4], claim_token=token
+        )
+        for r in rows
     ]
 
 
@@ -366,119 +487,146 @@ OUTCOME_FIELDS = (
 )
 
 
-def _deliveries_write(rows: list[Delivery]) -> None:
-    """One UPDATE for a batch of outcomes (each row releasing its claim)."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        Delivery.objects.bulk_update(rows, [*OUTCOME_FIELDS, "claimed_until", "claim_token"])
-        return
-    # Django's bulk_update builds a CASE per field and row, which costs more CPU than the
-    # sending; a VALUES list joined on the id is one cheap statement.
-    placeholders = ",".join(
-        ["(%s::uuid, %s, %s::int, %s::int, %s::timestamptz, %s::int, %s, %s::timestamptz)"] * len(rows)
+@dataclass
+class Planned:
+    """What one outcome writes: the attempt row and the delivery's new state."""
+
+    claimed: Claimed
+    destination: DestinationData
+    outcome: Outcome
+    ok: bool
+    attempt: DeliveryAttempt
+    row: Delivery
+
+
+def _outcomes_write_postgresql(planned: list[Planned]) -> set[uuid.UUID]:
+    """One statement: update the deliveries this claim still holds, insert their attempts."""
+    delivery_values = ",".join(
+        ["(%s::uuid, %s::uuid, %s, %s::int, %s::int, %s::timestamptz, %s::int, %s, %s::timestamptz)"] * len(planned)
+    )
+    attempt_values = ",".join(
+        ["(%s::uuid, %s::int, %s::timestamptz, %s::int, %s::int, %s::boolean, %s, %s, %s)"] * len(planned)
     )
     params: list = []
-    for row in rows:
-        params += [
-            row.id,
-            row.status,
-            row.attempts_count,
-            row.series_attempts,
-            row.next_attempt_at,
-            row.last_status_code,
-            row.last_error,
-            row.delivered_at,
-        ]
-    table = Delivery._meta.db_table
+    for p in planned:
+        r = p.row
+        params += [r.id, p.claimed.claim_token, r.status, r.attempts_count, r.series_attempts, r.next_attempt_at]
+        params += [r.last_status_code, r.last_error, r.delivered_at]
+    for p in planned:
+        a = p.attempt
+        params += [a.delivery_id, a.number, a.started_at, a.duration_ms, a.status_code, a.success]
+        params += [a.error_class, a.error, a.response_body]
+    delivery, attempt = Delivery._meta.db_table, DeliveryAttempt._meta.db_table
+    sql = f"""
+        WITH v(id, token, status, attempts_count, series_attempts, next_attempt_at, last_status_code, last_error,
+               delivered_at) AS (VALUES {delivery_values}),
+        held AS (
+            UPDATE {delivery} d
+            SET status = v.status, attempts_count = v.attempts_count, series_attempts = v.series_attempts,
+                next_attempt_at = v.next_attempt_at, last_status_code = v.last_status_code,
+                last_error = v.last_error, delivered_at = v.delivered_at, claimed_until = NULL, claim_token = NULL
+            FROM v WHERE d.id = v.id AND d.claim_token = v.token
+            RETURNING d.id
+        ),
+        a(delivery_id, number, started_at, duration_ms, status_code, success, error_class, error, response_body)
+            AS (VALUES {attempt_values})
+        INSERT INTO {attempt} (delivery_id, number, started_at, duration_ms, status_code, success, error_class,
+                               error, response_body)
+        SELECT a.* FROM a JOIN held ON held.id = a.delivery_id
+        RETURNING delivery_id
+    """  # noqa: S608 - table names are ours, every value is a parameter
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS d SET status = v.status, attempts_count = v.attempts_count, "  # noqa: S608 - table name is ours
-            "series_attempts = v.series_attempts, next_attempt_at = v.next_attempt_at, "
-            "last_status_code = v.last_status_code, last_error = v.last_error, delivered_at = v.delivered_at, "
-            "claimed_until = NULL, claim_token = NULL "
-            f"FROM (VALUES {placeholders}) AS v(id, status, attempts_count, series_attempts, next_attempt_at, "
-            "last_status_code, last_error, delivered_at) WHERE d.id = v.id",
-            params,
-        )
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _outcomes_write_portable(planned: list[Planned]) -> set[uuid.UUID]:
+    with transaction.atomic():
+        held = _still_held([(p.claimed.id, p.claimed.claim_token) for p in planned])
+        kept = [p for p in planned if p.claimed.id in held]
+        DeliveryAttempt.objects.bulk_create([p.attempt for p in kept])
+        Delivery.objects.bulk_update([p.row for p in kept], [*OUTCOME_FIELDS, "claimed_until", "claim_token"])
+    return held
+
+
+def outcome_plan(claimed: Claimed, destination: DestinationData, outcome: Outcome, now: dt.datetime) -> Planned:
+    """The attempt row and the delivery's next state for one outcome (no database work)."""
+    ok = outcome_succeeded(outcome, destination.expected_response_code)
+    number = claimed.attempts_count + 1
+    series = claimed.series_attempts + 1
+    error_text = "" if ok else outcome_error_text(outcome, destination.expected_response_code)
+    attempt = DeliveryAttempt(
+        delivery_id=claimed.id,
+        number=number,
+        started_at=outcome.started_at,
+        duration_ms=outcome.duration_ms,
+        status_code=outcome.status_code,
+        success=ok,
+        error_class=outcome.error_class or ("" if ok else "status"),
+        error=error_text,
+        response_body=outcome.response_body,
+    )
+    row = Delivery(
+        id=claimed.id,
+        attempts_count=number,
+        series_attempts=series,
+        last_status_code=outcome.status_code,
+        last_error=error_text,
+        claimed_until=None,
+        claim_token=None,
+    )
+    if ok:
+        row.status, row.next_attempt_at, row.delivered_at = Delivery.Status.SUCCEEDED, None, now
+    elif series >= destination.max_attempts:
+        row.status, row.next_attempt_at, row.delivered_at = Delivery.Status.FAILED, None, None
+    else:
+        wait = retry_wait(attempt=series)
+        if outcome.retry_after is not None:
+            wait = max(wait, outcome.retry_after)
+        row.status, row.delivered_at = Delivery.Status.PENDING, None
+        row.next_attempt_at = now + dt.timedelta(seconds=wait)
+    return Planned(claimed=claimed, destination=destination, outcome=outcome, ok=ok, attempt=attempt, row=row)
 
 
 def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
-    """Write attempts and delivery states in bulk; apply what outcomes mean for destinations."""
+    """Write attempts and delivery states in bulk (only for rows the claim still holds);
+    then apply what the outcomes mean for their destinations."""
     from delivery.services import destination_disable
 
     summary = Recorded()
     if not results:
         return summary
     now = timezone.now()
-    attempts: list[DeliveryAttempt] = []
-    updates: list[Delivery] = []
+    planned = [outcome_plan(claimed, job.destination, outcome, now) for claimed, job, outcome in results]
+    write = _outcomes_write_postgresql if connection.vendor == "postgresql" else _outcomes_write_portable
+    held = write(planned)
     succeeded_destinations: set[uuid.UUID] = set()
     failed_destinations: dict[uuid.UUID, DestinationData] = {}
     gone: dict[uuid.UUID, str] = {}
     reported: list[tuple] = []
-    with transaction.atomic():
-        held = _still_held([(c.id, c.claim_token) for c, _, _ in results])
-        for claimed, job, outcome in results:
-            if claimed.id not in held:
-                logger.warning("delivery %s: claim lost before its outcome was recorded", claimed.id)
-                continue
-            destination = job.destination
-            ok = outcome_succeeded(outcome, destination.expected_response_code)
-            number = claimed.attempts_count + 1
-            series = claimed.series_attempts + 1
-            error_text = "" if ok else outcome_error_text(outcome, destination.expected_response_code)
-            attempts.append(
-                DeliveryAttempt(
-                    delivery_id=claimed.id,
-                    number=number,
-                    started_at=outcome.started_at,
-                    duration_ms=outcome.duration_ms,
-                    status_code=outcome.status_code,
-                    success=ok,
-                    error_class=outcome.error_class or ("" if ok else "status"),
-                    error=error_text,
-                    response_body=outcome.response_body,
-                )
-            )
-            row = Delivery(
-                id=claimed.id,
-                attempts_count=number,
-                series_attempts=series,
-                last_status_code=outcome.status_code,
-                last_error=error_text,
-                claimed_until=None,
-                claim_token=None,
-            )
-            if ok:
-                row.status, row.next_attempt_at, row.delivered_at = Delivery.Status.SUCCEEDED, None, now
-                succeeded_destinations.add(destination.id)
-                summary.succeeded += 1
-            else:
-                summary.failed_attempts += 1
-                failed_destinations[destination.id] = destination
-                if outcome.status_code == 410:
-                    gone[destination.id] = "the destination answered 410 Gone"
-                if series >= destination.max_attempts:
-                    row.status, row.next_attempt_at, row.delivered_at = Delivery.Status.FAILED, None, None
-                else:
-                    wait = retry_wait(attempt=series)
-                    if outcome.retry_after is not None:
-                        wait = max(wait, outcome.retry_after)
-                    row.status, row.delivered_at = Delivery.Status.PENDING, None
-                    row.next_attempt_at = now + dt.timedelta(seconds=wait)
-                    if summary.earliest_retry is None or row.next_attempt_at < summary.earliest_retry:
-                        summary.earliest_retry = row.next_attempt_at
-            updates.append(row)
-            reported.append((claimed, destination, outcome, ok, row.status))
-        DeliveryAttempt.objects.bulk_create(attempts)
-        _deliveries_write(updates)
-        recovered = [d for d in succeeded_destinations if (c := _destination_cache.get(d)) and c[1].failing_since]
-        if recovered:
-            Destination.objects.filter(id__in=recovered).update(failing_since=None)
-        still_failing = [d for d in failed_destinations if d not in succeeded_destinations]
-        if still_failing:
-            Destination.objects.filter(id__in=still_failing, failing_since__isnull=True).update(failing_since=now)
+    for p in planned:
+        if p.claimed.id not in held:
+            logger.warning("delivery %s: claim lost before its outcome was recorded", p.claimed.id)
+            continue
+        reported.append((p.claimed, p.destination, p.outcome, p.ok, p.row.status))
+        if p.ok:
+            summary.succeeded += 1
+            succeeded_destinations.add(p.destination.id)
+            continue
+        summary.failed_attempts += 1
+        failed_destinations[p.destination.id] = p.destination
+        if p.outcome.status_code == 410:
+            gone[p.destination.id] = "the destination answered 410 Gone"
+        if p.row.next_attempt_at is not None and (
+            summary.earliest_retry is None or p.row.next_attempt_at < summary.earliest_retry
+        ):
+            summary.earliest_retry = p.row.next_attempt_at
+    recovered = [d for d in succeeded_destinations if (c := _destination_cache.get(d)) and c[1].failing_since]
+    if recovered:
+        Destination.objects.filter(id__in=recovered).update(failing_since=None)
+    still_failing = [d for d in failed_destinations if d not in succeeded_destinations]
+    if still_failing:
+        Destination.objects.filter(id__in=still_failing, failing_since__isnull=True).update(failing_since=now)
     observability.delivery_attempts_report(reported)
     limit = dt.timedelta(seconds=settings.DELIVERY_DISABLE_AFTER_SECONDS)
     for destination_id in still_failing:

@@ -487,3 +487,32 @@ def test_a_run_past_its_deadline_keeps_serving_other_destinations_while_a_hangin
     first_timeout = min(a.started_at.timestamp() + a.duration_ms / 1000 for a in hung)
     assert max(r.received_at for r in received) < first_timeout
     assert Delivery.objects.filter(destination=later, status="succeeded").count() == 3
+
+
+def test_readings_of_every_kind_reach_the_receiver_as_stored(https_sink, make_destination, make_message, acme, device):
+    from devices.models import Reading
+
+    make_destination(https_sink.url("/k"))
+    message = make_message(readings=[("temperature", "Cel", 20)])
+    at = Reading.objects.get(message=message).time
+    for name, kind, value, total in [
+        ("status", "string", "ok", None),
+        ("door", "boolean", True, None),
+        ("raw", "data", "AQID", None),
+        ("energy", "", None, 12.5),
+    ]:
+        Reading.objects.create(
+            tenant=acme, device=device, message=message, name=name, kind=kind, value=value, sum=total, time=at
+        )
+
+    run_engine()
+
+    [got] = https_sink.wait_for(1)
+    pack = json.loads(got.body)
+    assert [r.get("vs") or r.get("vb") or r.get("vd") or r.get("v") or r.get("s") for r in pack] == [
+        20,
+        "ok",
+        True,
+        "AQID",
+        12.5,
+    ]
