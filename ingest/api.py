@@ -94,10 +94,10 @@ class ConnectionSerializer(serializers.ModelSerializer):
 class NewConnectionSerializer(ConnectionSerializer):
     """A created connection, with its new secret when generated and its whsec key when Standard Webhooks."""
 
-    generated_secret = serializers.CharField(
-        read_only=True, required=False, help_text="The generated secret; shown this once only."
-    )
-    whsec = serializers.CharField(read_only=True, required=False, help_text="Standard Webhooks key; shown once.")
+    # Only in the 201 answer, and only when there is one: not read_only, which the schema
+    # would mark required (an answer without them then breaks the published schema).
+    generated_secret = serializers.CharField(required=False, help_text="The generated secret; shown this once only.")
+    whsec = serializers.CharField(required=False, help_text="Standard Webhooks key; shown once.")
 
     class Meta(ConnectionSerializer.Meta):
         fields = [*ConnectionSerializer.Meta.fields, "generated_secret", "whsec"]
