@@ -693,6 +693,7 @@ def deliveries_run(
         if draining is not None:
             draining &= in_flight.keys()
         claimed: list[Claimed] = []
+        limit = 0
         if len(in_flight) < capacity and (draining is None or draining):
             limit = min(capacity - len(in_flight), settings.DELIVERY_BATCH_SIZE)
             claimed = deliveries_claim(limit=limit, busy=busy, exclude=held_back)
@@ -706,8 +707,11 @@ def deliveries_run(
                 in_flight[engine.submit(job)] = (item, job)
                 busy[item.destination_id] += 1
         if in_flight:
+            # A full batch means more may be due: look again at once; otherwise wait for answers.
             done, _ = concurrent.futures.wait(
-                list(in_flight), timeout=0 if claimed else poll, return_when=concurrent.futures.FIRST_COMPLETED
+                list(in_flight),
+                timeout=0 if claimed and len(claimed) == limit else poll,
+                return_when=concurrent.futures.FIRST_COMPLETED,
             )
             if done:
                 time.sleep(0.002)  # let a few more finish, to write them in one go
