@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import django_filters
@@ -223,12 +224,19 @@ class ReadingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 time compared in UTC: PostgreSQL refuses offsets past ±15:59 that ISO allows."""
+
+    def filter(self, qs, value):
+        return super().filter(qs, value.astimezone(dt.UTC) if value is not None else value)
+
+
 class ReadingFilter(django_filters.FilterSet):
     device = django_filters.NumberFilter(field_name="device_id")
     message = django_filters.UUIDFilter(field_name="message_id")
     name = django_filters.CharFilter(field_name="name")
-    since = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte", help_text="Readings at or after.")
-    until = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="lt", help_text="Readings before.")
+    since = UtcDateTimeFilter(field_name="time", lookup_expr="gte", help_text="Readings at or after.")
+    until = UtcDateTimeFilter(field_name="time", lookup_expr="lt", help_text="Readings before.")
 
     class Meta:
         model = Reading
