@@ -168,6 +168,7 @@ class Engine:
         self.loop = asyncio.new_event_loop()
         self.clients: dict[uuid.UUID, tuple[GuardedClient, float]] = {}
         self.auth = auth_methods()
+        self._tasks: set[asyncio.Task] = set()
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="delivery-engine", daemon=True)
         self.thread.start()
@@ -201,6 +202,20 @@ class Engine:
     def submit(self, job: Job) -> concurrent.futures.Future:
         return asyncio.run_coroutine_threadsafe(self._send(job), self.loop)
 
+    def submit_many(self, jobs: list[Job]) -> list[concurrent.futures.Future]:
+        """Start many sends with one wake-up of the loop (one per job costs a syscall each)."""
+        futures: list[concurrent.futures.Future] = [concurrent.futures.Future() for _ in jobs]
+
+        def start() -> None:
+            for job, future in zip(jobs, futures, strict=True):
+                task = self.loop.create_task(self._send(job))
+                self._tasks.add(task)  # the loop keeps only weak references to tasks
+                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(lambda t, f=future: _settle(f, t))
+
+        self.loop.call_soon_threadsafe(start)
+        return futures
+
     def forget_destination(self, destination_id: uuid.UUID) -> None:
         """Drop a destination's client and token (its settings changed)."""
 
@@ -213,6 +228,15 @@ class Engine:
             oauth.forget(destination_id)
 
         self.loop.call_soon_threadsafe(drop)
+
+
+def _settle(future: concurrent.futures.Future, task: asyncio.Task) -> None:
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
 
 
 _engine: Engine | None = None

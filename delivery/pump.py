@@ -688,10 +688,11 @@ def deliveries_run(
     while True:
         now = time.monotonic()
         if draining is None and now >= deadline:
-            # Wait for what is out; claim nothing more for those destinations.
-            draining, held_back = set(in_flight), set(busy)
+            # Wait for what is out; claim nothing more for a destination until its own are back.
+            draining = set(in_flight)
         if draining is not None:
             draining &= in_flight.keys()
+            held_back = {in_flight[f][0].destination_id for f in draining}
         claimed: list[Claimed] = []
         limit = 0
         if len(in_flight) < capacity and (draining is None or draining):
@@ -703,8 +704,8 @@ def deliveries_run(
             jobs, refusals = jobs_prepare(claimed)
             refusals_record(refusals)
             stats.refused += len(refusals)
-            for item, job in jobs:
-                in_flight[engine.submit(job)] = (item, job)
+            for (item, job), future in zip(jobs, engine.submit_many([job for _, job in jobs]), strict=True):
+                in_flight[future] = (item, job)
                 busy[item.destination_id] += 1
         if in_flight:
             # A full batch means more may be due: look again at once; otherwise wait for answers.
