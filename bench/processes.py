@@ -2,8 +2,8 @@
 
 Every child starts in a new session (so a Ctrl-C at the terminal reaches only
 bench/run.py, which then stops them in order) and asks the kernel for SIGTERM should
-bench/run.py itself die (PR_SET_PDEATHSIG). `ProcessSet.stop_all()` signals each whole
-group: gunicorn's and Celery's own children go with their parents.
+bench/run.py itself die (PR_SET_PDEATHSIG). `ProcessSet.stop_all()` asks each leader to
+stop, then kills its whole group: nothing a child started outlives the bench.
 """
 
 from __future__ import annotations
@@ -84,16 +84,17 @@ class ProcessSet:
                     pids.append(int(entry.name))
         return sorted(pids)
 
-    def stop(self, name: str, *, timeout: float = 15.0) -> None:
+    def stop(self, name: str, *, timeout: float = 10.0) -> None:
+        """SIGTERM to the leader (gunicorn's master, Celery's main process: they stop their own
+        children, like systemd's KillMode=mixed), then SIGKILL to whatever is left of the group."""
         child = self.children.pop(name, None)
         if child is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
+            os.kill(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while child.alive() and time.monotonic() < deadline:
             time.sleep(0.05)
-        # The leader may be gone while its group lives on: kill whatever is left.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -101,12 +101,14 @@ def bench_run(*, only: tuple[str, ...], write: bool, quick: bool = False) -> int
         if stack is not None:
             with contextlib.suppress(Exception):  # a broker that is down must not hide the run's own error
                 redis_flush_own(stack.redis_url)  # the doorbells ingest left for the stopped workers
-        if ok:
+        if ok and not os.environ.get("BENCH_KEEP_LOGS"):
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             for data in tmp.glob("wrk-*.txt"):  # tens of MB of pre-signed bodies; the logs are what matter
                 data.unlink()
             print(f"Logs kept in {tmp}", file=sys.stderr)
+    if ok and os.environ.get("BENCH_KEEP_LOGS"):
+        print(f"Logs kept in {tmp}")
     if not ok:
         return 130
     _row_order(report)
