@@ -5,7 +5,8 @@ nearly all its time waiting for the receiver. A per-process event loop keeps hun
 of requests in flight with one thread, so the number in flight does not depend on the
 number of worker processes, and a hanging destination only occupies its own slots
 while the others go on. httpx's AsyncClient gives keep-alive connection pools; each
-destination has its own client (its own pool and SSLContext: see delivery/http.py),
+destination has its own client (its own connection pool; the clients of the loop share
+one SSLContext, never shared with another thread: see delivery/http.py),
 created in the loop that uses it and kept between tasks. gevent would need the whole
 worker monkey-patched (psycopg, Django) and hides blocking calls; asyncio keeps the
 ORM work in the ordinary Celery task thread and only the network on the loop.
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from delivery.auth import AuthFailed, OAuth2ClientCredentials, auth_methods
-from delivery.http import GuardedClient, client_build, failure_describe
+from delivery.http import GuardedClient, client_build, failure_describe, tls_context
 from delivery.request import OutboundRequest
 from delivery.snapshot import DestinationData
 
@@ -169,6 +170,7 @@ class Engine:
         self.clients: dict[uuid.UUID, tuple[GuardedClient, float]] = {}
         self.auth = auth_methods()
         self._tasks: set[asyncio.Task] = set()
+        self._tls = None
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="delivery-engine", daemon=True)
         self.thread.start()
@@ -184,7 +186,9 @@ class Engine:
         now = time.monotonic()
         entry = self.clients.get(destination_id)
         if entry is None:
-            client = client_build(max_connections=settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION)
+            client = client_build(
+                max_connections=settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION, ssl_context=self._tls_context()
+            )
         else:
             client = entry[0]
         self.clients[destination_id] = (client, now)
@@ -195,6 +199,13 @@ class Engine:
                     del self.clients[key]
                     self.loop.create_task(idle_client.aclose())
         return client
+
+    def _tls_context(self):
+        """This loop's SSLContext, made again when the trusted CA setting changes."""
+        key = settings.DESTINATION_CA_BUNDLE
+        if self._tls is None or self._tls[0] != key:
+            self._tls = (key, tls_context())
+        return self._tls[1]
 
     async def _send(self, job: Job) -> Outcome:
         return await attempt_send(client=self._client(job.destination.id), auth=self.auth, job=job)

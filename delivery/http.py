@@ -19,8 +19,11 @@ this module, so they share one URL guard and one TLS policy:
   ChaCha20-Poly1305; OpenSSL has no Camellia-GCM); TLS 1.3's suites are all AEAD.
 - **No redirects** (a 3xx is an answer, and for deliveries a failure), a timeout on
   every request, no proxy or .netrc from the environment.
-- **One SSLContext per client**: httpcore sets ALPN on the context at each connection,
-  so a context shared across threads or event loops garbles rare handshakes.
+- **No SSLContext shared across threads**: httpcore sets ALPN on the context at each
+  connection, so a context shared across threads or event loops garbles rare
+  handshakes. The engine's clients all live on its one event-loop thread and share that
+  loop's context (loading the trust store per destination cost a fan-out to 50 new
+  destinations over a second); any other user (test send, TLS check) makes its own.
 """
 
 from __future__ import annotations
@@ -309,8 +312,10 @@ class _Pool(httpcore.AsyncConnectionPool):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the guarded backend and the TLS policy (see module doc)."""
 
-    def __init__(self, *, max_connections: int = 32, keepalive_expiry: float = 30.0) -> None:
-        context = tls_context()
+    def __init__(
+        self, *, max_connections: int = 32, keepalive_expiry: float = 30.0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        context = ssl_context or tls_context()
         limits = httpx.Limits(
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
@@ -339,10 +344,16 @@ class GuardedClient(httpx.AsyncClient):
         return await super().send(request, **kwargs)
 
 
-def client_build(*, timeout: float = 5.0, max_connections: int = 32) -> GuardedClient:
-    """A new guarded async client; keep it for the life of its event loop and reuse it."""
+def client_build(
+    *, timeout: float = 5.0, max_connections: int = 32, ssl_context: ssl.SSLContext | None = None
+) -> GuardedClient:
+    """A new guarded async client; keep it for the life of its event loop and reuse it.
+
+    `ssl_context` may be shared only by clients of one event loop (one thread): see the
+    module docstring.
+    """
     return GuardedClient(
-        transport=GuardedTransport(max_connections=max_connections),
+        transport=GuardedTransport(max_connections=max_connections, ssl_context=ssl_context),
         follow_redirects=False,
         timeout=httpx.Timeout(timeout),
         trust_env=False,
