@@ -67,3 +67,18 @@ def delivery_queries(*, stack: Stack, expected: int) -> QueryCount:
     connection.close()
     delivered = stats.succeeded or expected
     return QueryCount(per_item=len(captured.captured_queries) / max(delivered, 1), items=delivered, kinds=kinds)
+
+
+def failed_attempts(*, stack: Stack, destination_ids: list[str], since) -> Counter:
+    """Failed attempts to these destinations since `since`, by error class (or status code)."""
+    stack.django_setup()
+    from django.db import connection
+
+    from delivery.models import DeliveryAttempt
+
+    rows = DeliveryAttempt.objects.filter(
+        delivery__destination_id__in=destination_ids, started_at__gte=since, success=False
+    ).values_list("error_class", "status_code")
+    found = Counter(error_class or f"status {code}" for error_class, code in rows)
+    connection.close()
+    return found

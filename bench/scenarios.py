@@ -9,6 +9,7 @@ sit in the engine's way.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import json
 import math
@@ -26,7 +27,7 @@ from bench.loadgen import NOT_SENT, Sent, burst_post, paced_post
 from bench.payloads import SignedBody, kpn_token, marker, senml_pack, wrk_data_write
 from bench.portal_api import PortalApi, Route
 from bench.processes import cpu_times, cpu_used, rss_peak_mb, rss_peak_reset
-from bench.queries import delivery_queries, ingest_queries
+from bench.queries import delivery_queries, failed_attempts, ingest_queries
 from bench.results import Report, fmt_mb, fmt_ms, fmt_rate, fmt_ratio, percentile
 from bench.sink import SinkControl
 from bench.stack import ROOT, Stack, worker_commands
@@ -170,7 +171,8 @@ def delivery_measure(
     )
     b.sink.reset()
     drained = Receipts(b.sink, b.expected(routes, sent))
-    began = time.monotonic()
+    began, began_at = time.monotonic(), datetime.datetime.now(datetime.UTC)
+    connections_before, sink_before = b.sink.stats()["connections_total"], b.cpu("sink")
     stack.start_workers()
     # Worker CPU is counted from the first receipt on, so start-up is left out.
     drained.wait(timeout=60.0, until=1, interval=0.01)
@@ -179,13 +181,22 @@ def delivery_measure(
     counted = max(len(drained.times) - count_first, 1)
     cpu_ms = 1000 * cpu_used(worker_first, b.cpu(*workers)) / counted
     pg_ms = 1000 * cpu_used(pg_first, b.cpu("postgres")) / counted
+    sink_ms = 1000 * cpu_used(sink_before, b.cpu("sink")) / max(len(drained.times), 1)
+    connections = b.sink.stats()["connections_total"] - connections_before
     times = sorted(drained.times.values())
     drain_rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else math.nan
+    # The rate up to 99 % of the receipts shows whether a few stragglers (retries) stretched the drain.
+    n99 = max(int(0.99 * len(times)), 2)
+    rate99 = (n99 - 1) / (times[n99 - 1] - times[0]) if len(times) >= n99 and times[n99 - 1] > times[0] else math.nan
+    failures = failed_attempts(
+        stack=stack, destination_ids=[r.destination_id for r in routes if r.sink_path], since=began_at
+    )
     start_to_last = times[-1] - began if times else math.nan
     print(
         f"  {label}: drained {len(times)}/{len(drained.expected)} in {start_to_last:.1f} s after worker start,"
         f" {drain_rate:,.0f} deliveries/s first to last receipt; CPU a delivery: worker {cpu_ms:.2f} ms,"
-        f" PostgreSQL {pg_ms:.2f} ms",
+        f" PostgreSQL {pg_ms:.2f} ms, sink {sink_ms:.2f} ms; 99 % of them at {rate99:,.0f}/s; {connections}"
+        f" TLS connections opened at the sink; failed attempts to healthy destinations: {dict(failures) or 'none'}",
         flush=True,
     )
 
@@ -220,6 +231,13 @@ def delivery_measure(
         b.report.note(
             f"{label}: ingest fell behind {rate:,.0f} msg/s; {offered - len(sent)} of {offered} paced messages"
             " were not sent (too many requests already waiting)."
+        )
+    if failures:
+        what = ", ".join(f"{n} {kind}" for kind, n in failures.most_common())
+        b.report.note(
+            f"{label}: {sum(failures.values())} attempts to healthy destinations failed while draining ({what}) and"
+            f" were retried; 99 % of the backlog went at {rate99:,.0f}/s. The engine opened {connections} TLS"
+            " connections to the sink meanwhile."
         )
     if figures.rejected:
         b.report.note(
