@@ -330,3 +330,34 @@ def test_a_body_that_stalls_half_way_is_never_stored_and_other_senders_are_serve
     assert Message.objects.filter(body=body).count() == 0
     after = state()
     assert after["counts"]["Message"] == before["counts"]["Message"] + 3
+
+
+def _ingest_counter(http, *, kind: str, status: str) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if (
+            line.startswith("portal_ingest_messages_total{")
+            and f'kind="{kind}"' in line
+            and f'status="{status}"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_refused_request_is_counted_and_logged_with_its_source_address_never_with_a_token_or_secret(conns, web, http):
+    """Pass: a 401 moves the `unauthorized` count of its kind by one and leaves one log
+    line naming the connection and the source address; neither the token sent nor the
+    connection's secret is in the server's log."""
+    wrong_token = uuid.uuid4().hex * 2
+    before = _ingest_counter(http, kind="kpn-things", status="unauthorized")
+
+    response = http.post(
+        f"/ingest/{conns.kpn.pk}/",
+        content=PACK,
+        headers={"Content-Type": "application/json", "Things-Message-Token": wrong_token},
+    )
+
+    assert response.status_code == 401
+    assert _ingest_counter(http, kind="kpn-things", status="unauthorized") == before + 1
+    lines = [line for line in web.log().splitlines() if "ingest refused" in line and str(conns.kpn.pk) in line]
+    assert len(lines) == 1 and "127.0.0.1" in lines[0], lines
+    assert wrong_token not in web.log() and SECRET not in web.log()
