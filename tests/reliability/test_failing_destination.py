@@ -6,7 +6,7 @@ PostgreSQL and Redis, and local HTTPS sinks: one answers 503 to every request, a
 200. The engine's waits are not configurable, so the schedule is measured on its first
 wait (10 s ± 10 %). The 24 h disable window is checked by moving the failing
 destination's `failing_since` back 24 h in the database (nobody waits a day), then
-sending one more message.
+sending one more message; the probe's 15 minutes likewise, by moving `last_probe_at`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from django.utils import timezone
 from delivery.doorbell import doorbell_ring_now_rollback_unsafe
 from delivery.models import Delivery, Destination
 from delivery.pump import DESTINATION_CACHE_SECONDS, RETRY_WAITS
+from delivery.services import destinations_probe_due
 from tests.reliability.factories import destination_make, ledger, messages_make
 from tests.support.faults import wait_until
 from tests.support.sink import Answer
@@ -54,7 +55,8 @@ def test_a_503_destination_gets_exactly_max_attempts_is_disabled_after_its_windo
     with its one webhook-id, then `failed` and kept; with its failing_since 24 h back the
     next failure disables it with a reason (that message's delivery waits, pending);
     the healthy destination gets every message exactly once, each before the first
-    retry to the failing one, and stays enabled."""
+    retry to the failing one, and stays enabled; once the sink answers again, the next
+    probe enables the destination and the delivery that waited is sent."""
     failing_sink, healthy_sink = sink_factory(), sink_factory()
     failing_sink.default = Answer(503, body=b"down for maintenance")
     failing = destination_make(acme, failing_sink.url("/down"), name="failing", max_attempts=MAX_ATTEMPTS)
@@ -110,6 +112,22 @@ def test_a_503_destination_gets_exactly_max_attempts_is_disabled_after_its_windo
     assert (waiting.status, waiting.attempts_count) == ("pending", 1), "its delivery waits for it to come back"
     assert healthy.enabled and not healthy.disabled_reason
     assert sorted(ledger(failing_sink.requests).values()) == [1] + [MAX_ATTEMPTS] * MESSAGES
+
+    # It comes back: the next probe (its 15 minutes moved back in the database, the probe
+    # task's body run here) succeeds, enables it, and what waited is sent.
+    failing_sink.default = Answer(200)
+    Destination.objects.filter(pk=failing.pk).update(
+        last_probe_at=timezone.now() - dt.timedelta(seconds=settings.DELIVERY_PROBE_SECONDS + 1)
+    )
+    assert destinations_probe_due() == 1
+    wait_until(
+        lambda: Delivery.objects.filter(pk=waiting.pk, status="succeeded").exists(),
+        timeout=30,
+        what="the delivery that waited to be sent once the destination is back",
+    )
+    failing.refresh_from_db()
+    assert failing.enabled and not failing.disabled_reason
+    assert ledger(failing_sink.requests)[waiting.webhook_id] == 2
 
 
 STAGGER_SECONDS = 4
