@@ -124,6 +124,8 @@ class Delivery(TenantOwned):
             # The engine's claim query: due pending deliveries.
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_pending_due"),
             models.Index(fields=["tenant", "-created_at"], name="delivery_tenant_time"),
+            # The delivery log filtered by status (failed ones, for replay) without a scan.
+            models.Index(fields=["tenant", "status", "-created_at"], name="delivery_tenant_status_time"),
             models.Index(fields=["destination", "status", "-created_at"], name="delivery_dest_status_time"),
         ]
 
