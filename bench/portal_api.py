@@ -32,28 +32,6 @@ class Route:
     destination_id: str = ""
 
 
-def _orm_create(kind: str, stack: Stack, slug: str, payload: dict) -> dict:
-    """Make a connection or destination through the models and secret_set, as the API would.
-
-    Only used while the REST resource does not exist yet (the API answers 404); it runs
-    Django in this process against the bench database.
-    """
-    stack.django_setup()
-    from delivery.models import Destination
-    from ingest.models import Connection
-    from portal.models import Tenant
-    from portal.secrets import Actor, secret_set
-
-    tenant = Tenant.objects.get(slug=slug)
-    fields = {k: v for k, v in payload.items() if k not in ("secret", "connections")}
-    obj = (Connection if kind == "connections" else Destination).objects.create(tenant=tenant, **fields)
-    secret_set(obj=obj, field="secret", value=payload["secret"], actor=Actor(label="bench"))
-    if kind == "destinations":
-        obj.connections.set(payload.get("connections", []))
-        return {"id": str(obj.id)}
-    return {"id": str(obj.id), "ingest_url": obj.ingest_url}
-
-
 class PortalApi:
     def __init__(self, *, stack: Stack, key: str, slug: str) -> None:
         self.stack = stack
@@ -70,8 +48,6 @@ class PortalApi:
 
     def _post(self, path: str, payload: dict) -> dict:
         answer = self.client.post(path, json=payload)
-        if answer.status_code == 404 and path.strip("/") in ("connections", "destinations"):
-            return _orm_create(path.strip("/"), self.stack, self.slug, payload)
         if answer.status_code != 201:
             raise RuntimeError(f"POST {path} answered {answer.status_code}: {answer.text[:500]}")
         return answer.json()
