@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
 from ingest.kinds import KINDS
 from ingest.models import Connection, Message
 from ingest.services import NotReprocessable, message_reprocess
-from portal.secrets import Actor, secret_rotate, secret_set, validate_secret_strength
+from ingest.validation import connection_secret_errors
+from portal.secrets import Actor, secret_rotate, secret_set
 
 ROTATION_GRACE_SECONDS = 3600
 
@@ -41,10 +41,9 @@ class ConnectionForm(forms.ModelForm):
         secret = cleaned.get("new_secret")
         kind = cleaned.get("kind")
         if secret and kind in KINDS:
-            try:
-                validate_secret_strength(secret, allow_whsec=KINDS[kind].accepts_whsec)
-            except ValidationError as exc:
-                self.add_error("new_secret", exc)
+            problems = connection_secret_errors(kind=kind, secret=secret)
+            if problems:
+                self.add_error("new_secret", problems)
         return cleaned
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import django_filters
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
@@ -15,14 +13,11 @@ from rest_framework.response import Response
 
 from devices.models import Reading
 from ingest.kinds import KINDS
-from ingest.models import AuthMode, Connection, ConnectionKind, Message
+from ingest.models import Connection, Message
 from ingest.services import NotReprocessable, connection_create, message_reprocess
+from ingest.validation import connection_errors, device_key_header_errors
 from portal.api import RotateSecretMixin, TenantScopedViewSet
-from portal.secrets import Actor, validate_secret_strength, whsec_form
-
-# RFC 9110 token: what a header name may be.
-HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-
+from portal.secrets import Actor, whsec_form
 
 # --- connections ---------------------------------------------------------------------------
 
@@ -71,23 +66,19 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return Connection._meta.get_field(name).get_default()
 
     def validate_device_key_header(self, value: str) -> str:
-        if not HEADER_NAME.match(value):
-            raise serializers.ValidationError("Must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~).")
+        errors = device_key_header_errors(value)
+        if errors:
+            raise serializers.ValidationError(errors)
         return value
 
     def validate(self, attrs: dict) -> dict:
-        kind = self._current(attrs, "kind")
-        errors = {}
-        if "secret" in attrs:
-            try:
-                validate_secret_strength(attrs["secret"], allow_whsec=KINDS[kind].accepts_whsec)
-            except DjangoValidationError as exc:
-                errors["secret"] = exc.messages
-        basic = kind == ConnectionKind.DIGITAL_MATTER and self._current(attrs, "auth_mode") == AuthMode.BASIC
-        if basic and not self._current(attrs, "username"):
-            errors["username"] = ["Required for HTTP Basic: the user name the sender sends."]
-        if kind != ConnectionKind.KPN_THINGS and self._current(attrs, "plug_uuid"):
-            errors["plug_uuid"] = ["Only KPN Things connections check Things-Plug-UUID."]
+        errors = connection_errors(
+            kind=self._current(attrs, "kind"),
+            auth_mode=self._current(attrs, "auth_mode"),
+            username=self._current(attrs, "username"),
+            plug_uuid=self._current(attrs, "plug_uuid"),
+            secret=attrs.get("secret"),
+        )
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import re
-
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ingest.kinds import KINDS, kind_for
+from ingest.kinds import kind_for
 from ingest.models import AuthMode, Connection, ConnectionKind
 from ingest.services import connection_create as connection_create_service
+from ingest.validation import connection_errors, device_key_header_errors
 from portal.pages.base import editor_page, render_once, tenant_page
-from portal.pages.secrets_forms import RotateSecretForm, ShownOnce, clean_new_secret, secret_field
+from portal.pages.secrets_forms import RotateSecretForm, ShownOnce, secret_field
 from portal.secrets import Actor
 from portal.tenancy import tenant_object_or_404
 
 # How long the old secret of a connection keeps verifying after a rotation (SPEC 8).
 CONNECTION_GRACE_SECONDS = 3600
-
-
-# An HTTP header name (RFC 9110 token), as ingest's API requires of device_key_header.
-HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 
 class ConnectionForm(forms.ModelForm):
@@ -65,22 +60,22 @@ class ConnectionForm(forms.ModelForm):
 
     def clean_device_key_header(self) -> str:
         value = self.cleaned_data["device_key_header"]
-        if not HEADER_NAME.match(value):
-            raise forms.ValidationError("Must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~).")
+        errors = device_key_header_errors(value)
+        if errors:
+            raise forms.ValidationError(errors)
         return value
 
     def clean(self):
         data = super().clean()
-        kind, auth_mode = data.get("kind"), data.get("auth_mode")
-        if kind == ConnectionKind.DIGITAL_MATTER and auth_mode == AuthMode.BASIC and not data.get("username"):
-            self.add_error("username", "Required for HTTP Basic: the user name the sender sends.")
-        if kind and kind != ConnectionKind.KPN_THINGS and data.get("plug_uuid"):
-            self.add_error("plug_uuid", "Only KPN Things connections check Things-Plug-UUID.")
-        if "secret" in self.fields and data.get("secret") and kind in KINDS:
-            try:
-                data["secret"] = clean_new_secret(data["secret"], allow_whsec=KINDS[kind].accepts_whsec)
-            except forms.ValidationError as exc:
-                self.add_error("secret", exc)
+        errors = connection_errors(
+            kind=data.get("kind"),
+            auth_mode=data.get("auth_mode"),
+            username=data.get("username"),
+            plug_uuid=data.get("plug_uuid"),
+            secret=data.get("secret"),
+        )
+        for name, problems in errors.items():
+            self.add_error(name, problems)
         return data
 
 
