@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from delivery import services
 from delivery.models import Delivery, DeliveryAttempt, Destination
-from delivery.validation import header_errors, url_errors
+from delivery.validation import AUTH_FIELDS, auth_errors, authorization_header_errors, header_errors, url_errors
 from devices.models import Device
 from ingest.models import Connection
 from portal.api import RotateSecretMixin, TenantScopedRelatedField, TenantScopedViewSet, secret_strength_validator
@@ -119,23 +119,11 @@ class DestinationSerializer(serializers.ModelSerializer):
         errors: dict[str, list[str]] = {}
         if self.instance is None and not attrs.get("secret"):
             errors["secret"] = ["A shared secret is required (at least 32 characters); the portal can generate one."]
-        auth_type = self._current(attrs, "auth_type") or Destination.AuthType.NONE
-        if auth_type == Destination.AuthType.BASIC:
-            if not self._current(attrs, "auth_username"):
-                errors["auth_username"] = ["Basic auth needs a user name."]
-            if not self._current(attrs, "auth_password"):
-                errors["auth_password"] = ["Basic auth needs a password."]
-        if auth_type == Destination.AuthType.OAUTH2:
-            for name, label in [
-                ("oauth2_token_url", "a token URL"),
-                ("oauth2_client_id", "a client id"),
-                ("oauth2_client_secret", "a client secret"),
-            ]:
-                if not self._current(attrs, name):
-                    errors[name] = [f"OAuth2 client credentials need {label}."]
-        headers = attrs.get("headers")
-        if headers and auth_type != Destination.AuthType.NONE and "authorization" in {h.lower() for h in headers}:
-            errors["headers"] = ["Authorization is set by the auth type; remove it from the headers."]
+        auth_type = self._current(attrs, "auth_type")
+        errors.update(auth_errors(auth_type=auth_type, values={n: self._current(attrs, n) for n in AUTH_FIELDS}))
+        clash = authorization_header_errors(auth_type=auth_type, header_names=attrs.get("headers") or ())
+        if clash:
+            errors["headers"] = clash
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

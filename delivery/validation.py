@@ -9,12 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from delivery.dynamic_fields import fields_fill_sample, unknown_placeholders
 from delivery.http import address_refusal
+from delivery.models import Destination
 
 MAX_HEADERS = 20
 # RFC 9110 section 5.6.2: token = 1*tchar.
@@ -33,6 +35,22 @@ RESERVED_HEADERS = {
     "webhook-timestamp",
     "webhook-signature",
 }
+# What each auth type needs: the start of its sentence, then each field and how it is called.
+AUTH_NEEDS = {
+    Destination.AuthType.BASIC: (
+        "Basic auth needs",
+        (("auth_username", "a user name"), ("auth_password", "a password")),
+    ),
+    Destination.AuthType.OAUTH2: (
+        "OAuth2 client credentials need",
+        (
+            ("oauth2_token_url", "a token URL"),
+            ("oauth2_client_id", "a client id"),
+            ("oauth2_client_secret", "a client secret"),
+        ),
+    ),
+}
+AUTH_FIELDS = tuple(name for _, needs in AUTH_NEEDS.values() for name, _ in needs)
 
 
 def _numeric_host_refusal(host: str) -> str | None:
@@ -119,3 +137,22 @@ def header_errors(headers) -> dict[str, list[str]] | list[str]:
         if problems:
             errors[name] = problems
     return errors
+
+
+def auth_errors(*, auth_type: str | None, values: Mapping[str, object]) -> dict[str, list[str]]:
+    """Errors per field when the auth type lacks what it needs.
+
+    `values` holds what each of AUTH_FIELDS will be once saved (a write-only secret
+    already stored counts); an empty or missing value is lacking.
+    """
+    if auth_type not in AUTH_NEEDS:
+        return {}
+    lead, needs = AUTH_NEEDS[auth_type]
+    return {name: [f"{lead} {what}."] for name, what in needs if not values.get(name)}
+
+
+def authorization_header_errors(*, auth_type: str | None, header_names: Iterable[str]) -> list[str]:
+    """A static Authorization header would clash with the one an auth type sets."""
+    if auth_type and auth_type != Destination.AuthType.NONE and any(n.lower() == "authorization" for n in header_names):
+        return ["Authorization is set by the auth type; remove it from the headers."]
+    return []

@@ -17,7 +17,14 @@ from delivery import services
 from delivery.dynamic_fields import FIELDS as DYNAMIC_FIELDS
 from delivery.dynamic_fields import SAMPLE_VALUES
 from delivery.models import Delivery, Destination
-from delivery.validation import MAX_HEADERS, header_errors, url_errors
+from delivery.validation import (
+    AUTH_FIELDS,
+    MAX_HEADERS,
+    auth_errors,
+    authorization_header_errors,
+    header_errors,
+    url_errors,
+)
 from devices.models import Device
 from ingest.models import Connection
 from portal.pages.base import editor_page, is_htmx, render_once, tenant_page
@@ -136,19 +143,11 @@ class DestinationForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        auth_type = data.get("auth_type")
-        if auth_type == Destination.AuthType.BASIC:
-            for name, label in (("auth_username", "a user name"), ("auth_password", "a password")):
-                if not self._has(data, name):
-                    self.add_error(name, f"Basic auth needs {label}.")
-        if auth_type == Destination.AuthType.OAUTH2:
-            for name, label in (
-                ("oauth2_token_url", "a token URL"),
-                ("oauth2_client_id", "a client id"),
-                ("oauth2_client_secret", "a client secret"),
-            ):
-                if not self._has(data, name) and name not in self.errors:
-                    self.add_error(name, f"OAuth2 client credentials need {label}.")
+        errors = auth_errors(auth_type=data.get("auth_type"), values={n: self._has(data, n) for n in AUTH_FIELDS})
+        for name, problems in errors.items():
+            # A field that failed its own check (a bad token URL, say) is not also called missing.
+            if name not in self.errors:
+                self.add_error(name, problems)
         return data
 
 
@@ -189,10 +188,11 @@ class BaseHeaderFormSet(forms.BaseFormSet):
             for problem in errors.get(form.cleaned_data["name"], []):
                 about_value = any(word in problem for word in ("value", "dynamic field", "characters"))
                 form.add_error("value" if about_value else "name", problem[0].upper() + problem[1:] + ".")
-        if self.auth_type and self.auth_type != Destination.AuthType.NONE:
-            for form in rows:
-                if form.cleaned_data["name"].lower() == "authorization":
-                    form.add_error("name", "Authorization is set by the auth type; remove it from the headers.")
+        # `names`, not cleaned_data: a name refused above is no longer in it.
+        for form, name in zip(rows, names, strict=True):
+            clash = authorization_header_errors(auth_type=self.auth_type, header_names=[name])
+            if clash:
+                form.add_error("name", clash)
 
 
 HeaderFormSet = forms.formset_factory(
