@@ -16,7 +16,7 @@ from delivery.validation import AUTH_FIELDS, auth_errors, authorization_header_e
 from devices.models import Device
 from ingest.models import Connection
 from portal.api import RotateSecretMixin, TenantScopedRelatedField, TenantScopedViewSet, secret_strength_validator
-from portal.secrets import whsec_form
+from portal.secrets import Actor
 
 
 @extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
@@ -151,31 +151,38 @@ class DestinationViewSet(RotateSecretMixin, TenantScopedViewSet):
     serializer_class = DestinationSerializer
     secret_fields = ("secret", "auth_password", "oauth2_client_secret")
     filterset_fields = ["enabled", "auth_type", "signature"]
-    _new_secret: str | None = None
+    _whsec: str | None = None
 
     def create(self, request, *args, **kwargs):
         response = super().create(request, *args, **kwargs)
-        if self._new_secret:
+        if self._whsec:
             # The Standard Webhooks form of the key, once: no later answer holds it.
-            response.data["whsec"] = whsec_form(self._new_secret)
+            response.data["whsec"] = self._whsec
         return response
 
+    def _save_arguments(self, serializer) -> dict:
+        """The validated data as delivery.services takes it: plain fields apart from the rest."""
+        fields = dict(serializer.validated_data)
+        secrets = {name: fields.pop(name) for name in self.secret_fields if name in fields}
+        headers = fields.pop("headers", None)
+        connections = fields.pop("connections", None)
+        return {
+            "fields": fields,
+            "secrets": secrets,
+            "headers": headers,
+            "connections": connections,
+            "actor": Actor.from_request(self.request),
+        }
+
     def perform_create(self, serializer):
-        headers = serializer.validated_data.pop("headers", None)
-        self._new_secret = serializer.validated_data.get("secret")
-        super().perform_create(serializer)
-        if headers is not None:
-            services.destination_headers_set(destination=serializer.instance, headers=headers)
+        new = services.destination_create(tenant=self.tenant, **self._save_arguments(serializer))
+        serializer.instance = new.destination
+        self._whsec = new.whsec
 
     def perform_update(self, serializer):
-        headers = serializer.validated_data.pop("headers", None)
-        enabled = serializer.validated_data.pop("enabled", None)
-        super().perform_update(serializer)
-        destination = serializer.instance
-        if headers is not None:
-            services.destination_headers_set(destination=destination, headers=headers)
-        if enabled is not None and enabled != destination.enabled:
-            services.destination_set_enabled(destination=destination, enabled=enabled)
+        serializer.instance = services.destination_update(
+            destination=serializer.instance, **self._save_arguments(serializer)
+        )
 
     @extend_schema(
         request=DestinationTestSerializer,

@@ -16,7 +16,9 @@ import socket
 import ssl
 import uuid
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from django.conf import settings
@@ -44,6 +46,11 @@ from delivery.pump import (
 )
 from delivery.request import request_build
 from delivery.snapshot import DestinationData, DeviceData, MessageData, ReadingData
+from portal.secrets import Actor, secret_generate, secret_set, whsec_form
+
+if TYPE_CHECKING:
+    from ingest.models import Connection
+    from portal.models import Tenant
 
 __all__ = [
     "deliveries_backfill",
@@ -52,12 +59,14 @@ __all__ = [
     "deliveries_run",
     "deliveries_sweep",
     "delivery_replay",
+    "destination_create",
     "destination_disable",
     "destination_headers_set",
     "destination_probe",
     "destination_set_enabled",
     "destination_test_send",
     "destination_tls_check",
+    "destination_update",
     "destinations_probe_due",
 ]
 
@@ -302,6 +311,88 @@ def destination_set_enabled(*, destination: Destination, enabled: bool) -> None:
             )
     destination_cache_forget(destination.id)
     destination.refresh_from_db()
+
+
+@dataclass(frozen=True)
+class NewDestination:
+    """A destination just made: a generated secret and the whsec form of its key exist only here, to show once."""
+
+    destination: Destination
+    generated_secret: str | None
+    whsec: str
+
+
+def _destination_links_set(
+    *,
+    destination: Destination,
+    secrets: Mapping[str, str],
+    headers: Mapping[str, str] | None,
+    connections: Iterable[Connection] | None,
+    actor: Actor,
+) -> None:
+    if connections is not None:
+        destination.connections.set(connections)
+    for name, value in secrets.items():
+        secret_set(obj=destination, field=name, value=value, actor=actor)
+    if headers is not None:
+        destination_headers_set(destination=destination, headers=dict(headers))
+
+
+def destination_create(
+    *,
+    tenant: Tenant,
+    fields: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
+    connections: Iterable[Connection] | None = None,
+    actor: Actor,
+) -> NewDestination:
+    """A new destination, in one transaction. Everything given is validated by the caller.
+
+    `fields` are its plain model fields; `secrets` the write-only ones to set through
+    `secret_set` (audited). Without a shared `secret`, one is generated.
+    """
+    given = secrets.get("secret")
+    value = given or secret_generate()
+    with transaction.atomic():
+        destination = Destination(tenant=tenant, **fields)
+        destination.save()
+        _destination_links_set(
+            destination=destination,
+            secrets={"secret": value, **{k: v for k, v in secrets.items() if k != "secret"}},
+            headers=headers,
+            connections=connections,
+            actor=actor,
+        )
+    return NewDestination(destination=destination, generated_secret=None if given else value, whsec=whsec_form(value))
+
+
+def destination_update(
+    *,
+    destination: Destination,
+    fields: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
+    connections: Iterable[Connection] | None = None,
+    actor: Actor,
+) -> Destination:
+    """Change a destination, in one transaction: the fields given, each secret given (an
+    empty one clears it), and headers and connections unless None. A change of `enabled`
+    goes through destination_set_enabled, so enabling sends what waited."""
+    fields = dict(fields)
+    enabled = fields.pop("enabled", None)
+    with transaction.atomic():
+        # From the row: a bound ModelForm has already put the new value on the instance.
+        was_enabled = Destination.objects.filter(pk=destination.pk).values_list("enabled", flat=True).get()
+        for name, value in fields.items():
+            setattr(destination, name, value)
+        destination.save(update_fields=[*fields, "updated_at"])
+        _destination_links_set(
+            destination=destination, secrets=secrets, headers=headers, connections=connections, actor=actor
+        )
+        if enabled is not None and enabled != was_enabled:
+            destination_set_enabled(destination=destination, enabled=enabled)
+    return destination
 
 
 # -- sample messages, test send and probe --------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -30,7 +29,7 @@ from ingest.models import Connection
 from portal.pages.base import editor_page, is_htmx, render_once, tenant_page
 from portal.pages.filters import DATETIME_INPUT
 from portal.pages.secrets_forms import SECRET_HELP, RotateSecretForm, SecretInput, ShownOnce, clean_new_secret
-from portal.secrets import Actor, secret_generate, secret_set, whsec_form
+from portal.secrets import Actor
 from portal.tenancy import tenant_object_or_404
 
 # What each dynamic field is replaced by, for the help beside the URL and headers.
@@ -240,36 +239,21 @@ def _form_page(
 
 def _save(request, form: DestinationForm, headers: BaseHeaderFormSet, destination: Destination | None):
     """Create or update the destination; answers what to show once (a new secret) or None."""
-    actor = Actor.from_request(request)
-    shown = None
-    enabled = form.cleaned_data.pop("enabled", True)
-    with transaction.atomic():
-        if destination is None:
-            destination = form.save(commit=False)
-            destination.tenant = request.tenant
-            destination.enabled = enabled
-            destination.save()
-            form.save_m2m()
-            value = form.cleaned_data.get("secret") or secret_generate()
-            secret_set(obj=destination, field="secret", value=value, actor=actor)
-            # A generated secret is shown once; the whsec form of any new key too (SPEC 8).
-            shown = ShownOnce(
-                secret=None if form.cleaned_data.get("secret") else value,
-                whsec=whsec_form(value),
-            )
-        else:
-            current = destination.enabled
-            destination = form.save(commit=False)
-            destination.enabled = current
-            destination.save()
-            form.save_m2m()
-            if enabled != current:
-                services.destination_set_enabled(destination=destination, enabled=enabled)
-        for name in OTHER_SECRETS:
-            if form.cleaned_data.get(name):
-                secret_set(obj=destination, field=name, value=form.cleaned_data[name], actor=actor)
-        services.destination_headers_set(destination=destination, headers=headers.headers())
-    return destination, shown
+    arguments = {
+        "fields": {name: form.cleaned_data[name] for name in DestinationForm.Meta.fields if name != "connections"},
+        # A write-only field left empty keeps what is stored.
+        "secrets": {
+            name: form.cleaned_data[name] for name in ("secret", *OTHER_SECRETS) if form.cleaned_data.get(name)
+        },
+        "headers": headers.headers(),
+        "connections": form.cleaned_data["connections"],
+        "actor": Actor.from_request(request),
+    }
+    if destination is not None:
+        return services.destination_update(destination=destination, **arguments), None
+    new = services.destination_create(tenant=request.tenant, **arguments)
+    # A generated secret is shown once; the whsec form of any new key too (SPEC 8).
+    return new.destination, ShownOnce(secret=new.generated_secret, whsec=new.whsec)
 
 
 def _edit(request, destination: Destination | None):

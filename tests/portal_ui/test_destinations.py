@@ -228,6 +228,32 @@ def test_disabling_and_enabling_a_destination(acme_data, bob, page_as):
     assert destination.enabled
 
 
+@pytest.mark.django_db
+def test_ticking_enabled_in_the_edit_form_releases_what_waited_like_the_api(acme_data, bob, page_as):
+    destination = acme_data.destination
+    Destination.objects.filter(pk=destination.pk).update(enabled=False, disabled_at=timezone.now(), disabled_reason="x")
+    Delivery.objects.filter(pk=acme_data.delivery.pk).update(
+        status=Delivery.Status.PENDING, next_attempt_at=timezone.now() + timedelta(hours=5)
+    )
+
+    page_as(bob).post(f"/destinations/{destination.pk}/edit/", form_data(url=destination.url, enabled="on"))
+
+    destination.refresh_from_db()
+    assert destination.enabled and destination.disabled_reason == "" and destination.disabled_at is None
+    delivery = Delivery.objects.get(pk=acme_data.delivery.pk)
+    assert delivery.next_attempt_at == delivery.created_at
+
+
+@pytest.mark.django_db
+def test_unticking_enabled_in_the_edit_form_is_a_user_disabling(acme_data, bob, page_as):
+    destination = acme_data.destination
+
+    page_as(bob).post(f"/destinations/{destination.pk}/edit/", form_data(url=destination.url, enabled=""))
+
+    destination.refresh_from_db()
+    assert not destination.enabled and destination.disabled_reason == "disabled by a user"
+
+
 def _snippet(html: str, name: str) -> str:
     return html_lib.unescape(re.search(rf'data-snippet="{name}">(.*?)</code>', html, re.S).group(1))
 
