@@ -10,8 +10,14 @@ from django.views.decorators.http import require_POST
 
 from portal.models import ApiKey, Membership, Role
 from portal.pages.base import admin_page, render_once
-from portal.pages.membership import member_change_role, member_invite, member_remove, member_resend_invitation
-from portal.services import api_key_create, api_key_revoke
+from portal.services import (
+    api_key_create,
+    api_key_revoke,
+    member_change_role,
+    member_invite,
+    member_remove,
+    member_resend_invitation,
+)
 from portal.tenancy import tenant_object_or_404
 
 
