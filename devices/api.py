@@ -11,9 +11,10 @@ from rest_framework import parsers, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from devices.identity import DEVICE_URN, canonical_urn, identifier_error, normalise_identifier
+from devices.identity import DEVICE_URN, canonical_urn
 from devices.models import IDENTIFIER_FIELDS, Device
 from devices.services import MIN_AUTH_KEY_LENGTH, NotCsv, device_create, device_update, devices_import_csv
+from devices.validation import TAKEN, device_identifiers_check
 from portal.api import TenantScopedViewSet
 from portal.secrets import Actor
 
@@ -66,25 +67,21 @@ class DeviceSerializer(serializers.ModelSerializer):
         return canonical_urn(match.group(1), match.group(2))
 
     def validate(self, attrs: dict) -> dict:
-        tenant = self.context["request"].tenant_context.tenant
-        errors = {}
-        for name in (*IDENTIFIER_FIELDS, "urn"):
-            value = attrs.get(name)
-            if not value:
-                continue
-            if name != "urn":
-                problem = identifier_error(name, value)
-                if problem:
-                    errors[name] = [problem[0].upper() + problem[1:] + "."]
-                    continue
-                value = attrs[name] = normalise_identifier(name, value)
-            others = Device.objects.filter(tenant=tenant, **{name: value})
-            if self.instance is not None:
-                others = others.exclude(pk=self.instance.pk)
-            if others.exists():
-                errors[name] = [f"Another device of this tenant has this {name}."]
-        if errors:
-            raise serializers.ValidationError(errors)
+        checked = device_identifiers_check(
+            tenant=self.context["request"].tenant_context.tenant,
+            values={name: attrs.get(name) for name in (*IDENTIFIER_FIELDS, "urn")},
+            device=self.instance,
+        )
+        attrs.update(checked.normalised)
+        if checked.problems:
+            raise serializers.ValidationError(
+                {
+                    name: [f"Another device of this tenant has this {name}."]
+                    if problem == TAKEN
+                    else [problem[0].upper() + problem[1:] + "."]
+                    for name, problem in checked.problems.items()
+                }
+            )
         return attrs
 
 

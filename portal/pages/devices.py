@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from devices import services as device_services
-from devices.identity import identifier_error, normalise_identifier
 from devices.models import IDENTIFIER_FIELDS, Device, Reading
+from devices.validation import TAKEN, device_identifiers_check
 from ingest.models import Message
 from portal.pages.base import editor_page, tenant_page
 from portal.pages.secrets_forms import SecretInput
@@ -69,23 +69,19 @@ class DeviceForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        for name in IDENTIFIER_FIELDS:
-            value = data.get(name)
-            if not value:
-                continue
-            problem = identifier_error(name, value)
-            if problem:
+        # The tenant is no form field, so Django's (tenant, field) constraint check is skipped: this says it.
+        checked = device_identifiers_check(
+            tenant=self.tenant, values={name: data.get(name) for name in IDENTIFIER_FIELDS}, device=self.instance
+        )
+        data.update(checked.normalised)
+        taken = [name for name, problem in checked.problems.items() if problem == TAKEN]
+        for name, problem in checked.problems.items():
+            if problem != TAKEN:
                 self.add_error(name, f"{Device._meta.get_field(name).verbose_name} {problem}.")
-            else:
-                data[name] = normalise_identifier(name, value)
         if not any(data.get(f) for f in IDENTIFIER_FIELDS):
             raise forms.ValidationError("Give the device at least one of serial, IMEI, ICCID or DevEUI.")
-        others = Device.objects.for_tenant(self.tenant).exclude(pk=self.instance.pk)
-        for name in IDENTIFIER_FIELDS:
-            # The tenant is no form field, so Django's (tenant, field) constraint check is skipped: say it here.
-            if data.get(name) and name not in self.errors and others.filter(**{name: data[name]}).exists():
-                label = Device._meta.get_field(name).verbose_name
-                self.add_error(name, f"Another device of this tenant has this {label}.")
+        for name in taken:
+            self.add_error(name, f"Another device of this tenant has this {Device._meta.get_field(name).verbose_name}.")
         return data
 
     def _post_clean(self):

@@ -1,0 +1,26 @@
+"""devices/validation.py: the identifier rules the API and the portal's device form share."""
+
+from __future__ import annotations
+
+import pytest
+
+from devices.models import Device
+from devices.validation import TAKEN, device_identifiers_check
+
+pytestmark = pytest.mark.django_db
+
+
+def test_identifiers_are_normalised_and_a_bad_one_says_its_rule(acme):
+    checked = device_identifiers_check(tenant=acme, values={"dev_eui": "00aabbccddeeff11", "imei": "12", "serial": ""})
+
+    assert checked.normalised == {"dev_eui": "00AABBCCDDEEFF11"}
+    assert checked.problems == {"imei": "must be 14 to 16 digits"}
+
+
+def test_an_identifier_of_another_device_of_the_tenant_is_taken_but_the_devices_own_is_not(acme, globex):
+    mine = Device.objects.create(tenant=acme, serial="S1")
+    Device.objects.create(tenant=globex, serial="G1")
+
+    assert device_identifiers_check(tenant=acme, values={"serial": "S1"}).problems == {"serial": TAKEN}
+    assert device_identifiers_check(tenant=acme, values={"serial": "S1"}, device=mine).problems == {}
+    assert device_identifiers_check(tenant=acme, values={"serial": "G1"}).problems == {}
