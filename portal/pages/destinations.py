@@ -176,19 +176,18 @@ class BaseHeaderFormSet(forms.BaseFormSet):
             named = form.cleaned_data.get("name")
             if not self._should_delete_form(form) and form.cleaned_data.get("value") and not named:
                 form.add_error("name", "A header needs a name.")
+        # By `names` from here on, not cleaned_data: add_error drops a refused name from it.
         names = [f.cleaned_data["name"] for f in rows]
-        for form in rows:
-            if names.count(form.cleaned_data["name"]) > 1:
+        for form, name in zip(rows, names, strict=True):
+            if names.count(name) > 1:
                 form.add_error("name", "The same header name twice.")
-        errors = header_errors({f.cleaned_data["name"]: f.cleaned_data.get("value", "") for f in rows})
+        errors = header_errors({name: f.cleaned_data.get("value", "") for f, name in zip(rows, names, strict=True)})
         if isinstance(errors, list):
             raise forms.ValidationError(errors)
-        for form in rows:
-            for problem in errors.get(form.cleaned_data["name"], []):
+        for form, name in zip(rows, names, strict=True):
+            for problem in errors.get(name, []):
                 about_value = any(word in problem for word in ("value", "dynamic field", "characters"))
                 form.add_error("value" if about_value else "name", problem[0].upper() + problem[1:] + ".")
-        # `names`, not cleaned_data: a name refused above is no longer in it.
-        for form, name in zip(rows, names, strict=True):
             clash = authorization_header_errors(auth_type=self.auth_type, header_names=[name])
             if clash:
                 form.add_error("name", clash)

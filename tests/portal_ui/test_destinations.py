@@ -95,6 +95,27 @@ def test_header_errors_are_shown_in_their_own_row(acme, bob, page_as):
 
 
 @pytest.mark.django_db
+def test_the_same_header_name_twice_is_an_error_in_both_rows(acme, bob, page_as):
+    response = page_as(bob).post("/destinations/new/", form_data(headers=[("X-A", "1"), ("X-A", "2")]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for row in (0, 1):
+        assert re.search(rf'id="id_headers-{row}-name_field".*?class="errorlist".*?same header name twice', html, re.S)
+    assert not Destination.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_refused_header_name_beside_an_auth_type_is_an_error_not_a_crash(acme, bob, page_as):
+    data = form_data(headers=[("Bad Name", "x")], auth_type="basic", auth_username="u", auth_password="p")
+
+    response = page_as(bob).post("/destinations/new/", data)
+
+    assert response.status_code == 200
+    assert re.search(r'id="id_headers-0-name_field".*?class="errorlist".*?token', response.content.decode(), re.S)
+
+
+@pytest.mark.django_db
 def test_adding_a_header_row_without_javascript_saves_nothing(acme, bob, page_as):
     data = form_data(headers=[("X-One", "1")], add_header="1")
     html = page_as(bob).post("/destinations/new/", data).content.decode()
