@@ -92,11 +92,12 @@ class DestinationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["disabled_reason", "disabled_at", "secret_rotated_at", "created_at", "updated_at"]
 
+    # A new instance holds the field's default "" until it is read back; only a sealed value counts.
     def get_auth_password_set(self, obj) -> bool:
-        return obj.auth_password is not None
+        return bool(obj.auth_password)
 
     def get_oauth2_client_secret_set(self, obj) -> bool:
-        return obj.oauth2_client_secret is not None
+        return bool(obj.oauth2_client_secret)
 
     def validate_url(self, value: str) -> str:
         errors = url_errors(value)

@@ -50,6 +50,19 @@ def test_create_answers_every_field_and_the_whsec_key_once_but_never_the_secret(
     assert SecretAuditLog.objects.filter(object_id=body["id"], field="secret").exists()
 
 
+def test_the_create_answer_says_no_password_or_client_secret_is_set_when_none_was_given(api_as, bob):
+    body = api_as(bob).post(URL, payload("https://receiver.example/in")).json()
+
+    assert (body["auth_password_set"], body["oauth2_client_secret_set"]) == (False, False)
+
+
+def test_the_create_answer_says_a_given_password_is_set(api_as, bob):
+    basic = {"auth_type": "basic", "auth_username": "u", "auth_password": "pw"}
+    body = api_as(bob).post(URL, payload("https://receiver.example/in", **basic)).json()
+
+    assert body["auth_password_set"] is True
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "says"),
     [
