@@ -20,7 +20,7 @@ from delivery.models import Destination
 
 MAX_HEADERS = 20
 # RFC 9110 section 5.6.2: token = 1*tchar.
-TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Headers the portal sets itself; a static header may not replace them.
 RESERVED_HEADERS = {
     "host",

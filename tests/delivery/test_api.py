@@ -70,6 +70,7 @@ def test_the_create_answer_says_a_given_password_is_set(api_as, bob):
         ({"url": "https://receiver.example:8443/x"}, "url", "port 8443 is not allowed"),
         ({"url": "https://receiver.example/[SERIALNO]"}, "url", "unknown dynamic field"),
         ({"headers": {"Bad Name": "v"}}, "headers", "RFC 9110 token"),
+        ({"headers": {"X-A\n": "v"}}, "headers", "RFC 9110 token"),
         ({"headers": {"X-A": "a\r\nX-B: b"}}, "headers", "CR, LF"),
         ({"headers": {f"X-{i}": "v" for i in range(21)}}, "headers", "at most 20 headers"),
         ({"headers": {"Things-Message-Token": "x"}}, "headers", "sets this header itself"),
