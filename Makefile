@@ -28,6 +28,7 @@ test: venv
 
 # bench/db_scale.py: 10M readings and 1M deliveries in a database of its own (dropped after), query plans and p95s.
 bench: venv
+	@scripts/system-packages.sh wrk openssl
 	@. scripts/test-services.sh && $(PY) bench/run.py && $(PY) bench/db_scale.py
 
 lint: venv
