@@ -25,7 +25,8 @@ from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
 from ingest.models import Connection, Message
 from ingest.normalised import Parsed
-from ingest.sql import insert_instance, insert_rows
+from ingest.sql import insert_rows
+from ingest.storage import READING_COLUMNS, ReadingRow, message_store
 from portal.models import Tenant
 from portal.secrets import Actor, secret_generate, secret_set, whsec_form
 
@@ -169,23 +170,26 @@ def _devices_of(
     return devices, default, to_mark
 
 
-READING_COLUMNS = ("tenant", "device", "message", "name", "unit", "kind", "value", "sum", "time")
+def _reading_rows(*, parsed: Parsed, devices: list[Device], default: int) -> list[ReadingRow]:
+    return [
+        ReadingRow(
+            device_id=devices[default if reading.device is None else reading.device].pk,
+            name=reading.name,
+            unit=reading.unit,
+            kind=reading.kind,
+            value=reading.value,
+            sum=reading.sum,
+            time=reading.time,
+        )
+        for reading in parsed.readings
+    ]
 
 
 def _store_readings(*, message: Message, parsed: Parsed, devices: list[Device], default: int) -> int:
+    """INSERT the readings of a message already stored (one being re-processed)."""
     rows = [
-        (
-            message.tenant_id,
-            devices[default if reading.device is None else reading.device].pk,
-            message.pk,
-            reading.name,
-            reading.unit,
-            reading.kind,
-            reading.value,
-            reading.sum,
-            reading.time,
-        )
-        for reading in parsed.readings
+        (message.tenant_id, r.device_id, message.pk, r.name, r.unit, r.kind, r.value, r.sum, r.time)
+        for r in _reading_rows(parsed=parsed, devices=devices, default=default)
     ]
     return insert_rows(Reading, READING_COLUMNS, rows)
 
@@ -269,11 +273,10 @@ def message_ingest(
         message.error = error = _storable(error)
         if error:
             message.readings_count = 0
-        insert_instance(message)
+        readings = [] if error else _reading_rows(parsed=parsed, devices=devices, default=default)
+        message_store(message=message, readings=readings)
         if not error:
-            _store_readings(message=message, parsed=parsed, devices=devices, default=default)
             devices_mark_seen(devices=to_mark, seen_at=received_at)
-            deliveries_create_for_message(message=message)
     return IngestResult(message_id=message.pk, status=message.status, readings=message.readings_count, error=error)
 
 

@@ -9,6 +9,7 @@ write and the instances they return are the ORM's. They work on PostgreSQL and S
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -24,16 +25,30 @@ def select_columns(model: type[models.Model]) -> str:
     return ", ".join(quote(field.column) for field in model._meta.concrete_fields)
 
 
+@functools.cache
+def _loaders(model: type[models.Model], alias: str) -> tuple[list[str], list[tuple]]:
+    """(attnames, per column (converters, expression)) of the model's concrete fields, worked out once."""
+    from django.db import connections
+
+    connection = connections[alias]
+    attnames, columns = [], []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        attnames.append(field.attname)
+        columns.append((tuple(converters), column))
+    return attnames, columns
+
+
 def instance_from_row(model: type[M], row: Sequence) -> M:
     """A model instance from a row of `select_columns(model)`, as the ORM would load it."""
-    fields = model._meta.concrete_fields
+    attnames, columns = _loaders(model, db_connection.alias)
     values = []
-    for field, value in zip(fields, row, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for converter in db_connection.ops.get_db_converters(column) + column.get_db_converters(db_connection):
+    for (converters, column), value in zip(columns, row, strict=True):
+        for converter in converters:
             value = converter(value, column, db_connection)
         values.append(value)
-    return model.from_db(db_connection.alias, [field.attname for field in fields], values)
+    return model.from_db(db_connection.alias, attnames, values)
 
 
 def fetch_instances(model: type[M], sql: str, params: Sequence) -> list[M]:

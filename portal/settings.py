@@ -125,6 +125,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when PostgreSQL is gone, so ingest can answer 503 instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    # Parameters bound by the server, and statements a connection runs often prepared
+    # once: psycopg then neither quotes every value in Python nor has PostgreSQL parse
+    # and plan the ingest and delivery statements anew each time.
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
     # Connection pooling (README "Scaling out"): Django's psycopg pool in each process, or
     # pgbouncer in transaction mode in front of PostgreSQL; not both.
     if env.bool("DATABASE_POOL", default=False):
@@ -137,6 +142,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if env.bool("DATABASE_PGBOUNCER", default=False):
         # Transaction pooling hands each transaction any server connection: no server-side cursors.
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        # Nor statements prepared on one server connection and run on another.
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "portal.User"

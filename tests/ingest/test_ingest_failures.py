@@ -62,10 +62,10 @@ def test_a_commit_that_fails_answers_503_with_retry_after_and_keeps_nothing(clie
     # Given: the database connection dies inside the ingest transaction, after every
     # write and before COMMIT — simulated by terminating our own PostgreSQL backend from
     # a second connection, so COMMIT fails for real.
-    real = ingest.services.deliveries_create_for_message
+    real = ingest.services.message_store
 
-    def then_lose_the_database(*, message):
-        result = real(message=message)
+    def then_lose_the_database(*, message, readings):
+        result = real(message=message, readings=readings)
         with db_connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             pid = cursor.fetchone()[0]
@@ -73,7 +73,7 @@ def test_a_commit_that_fails_answers_503_with_retry_after_and_keeps_nothing(clie
             admin.execute("SELECT pg_terminate_backend(%s)", [pid])
         return result
 
-    monkeypatch.setattr(ingest.services, "deliveries_create_for_message", then_lose_the_database)
+    monkeypatch.setattr(ingest.services, "message_store", then_lose_the_database)
     try:
         response = post(client, kpn, BODY)
     finally:
