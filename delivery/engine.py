@@ -53,6 +53,8 @@ class Job:
     destination: DestinationData = field(repr=False)
     request: OutboundRequest = field(repr=False)
     timeout: float
+    # The ingest request the message came with: the attempt's log line carries it.
+    request_id: str = ""
 
 
 @dataclass(frozen=True)

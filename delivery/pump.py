@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import json
 import logging
 import random
@@ -156,7 +157,9 @@ def destination_cache_forget(destination_id: uuid.UUID) -> None:
 def message_data(message) -> MessageData:
     readings = tuple(ReadingData.from_reading(r) for r in message.readings.order_by("id"))
     device = DeviceData.from_device(message.device) if message.device_id else None
-    return MessageData(id=message.id, received_at=message.received_at, device=device, readings=readings)
+    return MessageData(
+        id=message.id, received_at=message.received_at, device=device, readings=readings, request_id=message.request_id
+    )
 
 
 def messages_load(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageData]:
@@ -181,6 +184,7 @@ def messages_load(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageData]:
                 received_at=message.received_at,
                 device=device,
                 readings=tuple(readings[message.id]),
+                request_id=message.request_id,
             )
             found[message.id] = data
             _message_cache[message.id] = data
@@ -196,7 +200,7 @@ def _messages_load_postgresql(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageDat
 
     sql = f"""
         SELECT m.id, m.received_at, m.device_id, dv.serial, dv.imei, dv.iccid, dv.dev_eui, dv.custom1, dv.custom2,
-               dv.custom3, dv.urn, r.name, r.unit, r.kind, r.value, r.sum, r.time
+               dv.custom3, dv.urn, r.name, r.unit, r.kind, r.value, r.sum, r.time, m.request_id
         FROM {Message._meta.db_table} m
         LEFT JOIN {Device._meta.db_table} dv ON dv.id = m.device_id
         LEFT JOIN {Reading._meta.db_table} r ON r.message_id = m.id
@@ -234,7 +238,7 @@ def _messages_load_postgresql(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageDat
                 urn=row[10],
             )
         loaded[message_id] = MessageData(
-            id=message_id, received_at=row[1], device=device, readings=tuple(readings[message_id])
+            id=message_id, received_at=row[1], device=device, readings=tuple(readings[message_id]), request_id=row[17]
         )
     return loaded
 
@@ -421,6 +425,7 @@ def jobs_prepare(claimed: list[Claimed]) -> tuple[list[tuple[Claimed, Job]], lis
                     destination=destination,
                     request=request,
                     timeout=timeout,
+                    request_id=message.request_id,
                 ),
             )
         )
@@ -500,44 +505,66 @@ class Planned:
 
 
 def _outcomes_write_postgresql(planned: list[Planned]) -> set[uuid.UUID]:
-    """One statement: update the deliveries this claim still holds, insert their attempts."""
-    delivery_values = ",".join(
-        ["(%s::uuid, %s::uuid, %s, %s::int, %s::int, %s::timestamptz, %s::int, %s, %s::timestamptz)"] * len(planned)
-    )
-    attempt_values = ",".join(
-        ["(%s::uuid, %s::int, %s::timestamptz, %s::int, %s::int, %s::boolean, %s, %s, %s)"] * len(planned)
-    )
-    params: list = []
-    for p in planned:
-        r = p.row
-        params += [r.id, p.claimed.claim_token, r.status, r.attempts_count, r.series_attempts, r.next_attempt_at]
-        params += [r.last_status_code, r.last_error, r.delivered_at]
-    for p in planned:
-        a = p.attempt
-        params += [a.delivery_id, a.number, a.started_at, a.duration_ms, a.status_code, a.success]
-        params += [a.error_class, a.error, a.response_body]
+    """One statement: update the deliveries this claim still holds, insert their attempts.
+
+    The rows travel as arrays, so the statement's text is the same for any batch size:
+    psycopg converts it once and PostgreSQL runs it prepared.
+    """
+    rows = [p.row for p in planned]
+    attempts = [p.attempt for p in planned]
+    params = {
+        "id": [r.id for r in rows],
+        "token": [p.claimed.claim_token for p in planned],
+        "status": [r.status for r in rows],
+        "attempts_count": [r.attempts_count for r in rows],
+        "series_attempts": [r.series_attempts for r in rows],
+        "next_attempt_at": [r.next_attempt_at for r in rows],
+        "last_status_code": [r.last_status_code for r in rows],
+        "last_error": [r.last_error for r in rows],
+        "delivered_at": [r.delivered_at for r in rows],
+        "number": [a.number for a in attempts],
+        "started_at": [a.started_at for a in attempts],
+        "duration_ms": [a.duration_ms for a in attempts],
+        "status_code": [a.status_code for a in attempts],
+        "success": [a.success for a in attempts],
+        "error_class": [a.error_class for a in attempts],
+        "error": [a.error for a in attempts],
+        "response_body": [a.response_body for a in attempts],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_outcomes_write_sql(), params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+@functools.cache
+def _outcomes_write_sql() -> str:
     delivery, attempt = Delivery._meta.db_table, DeliveryAttempt._meta.db_table
-    sql = f"""
-        WITH v(id, token, status, attempts_count, series_attempts, next_attempt_at, last_status_code, last_error,
-               delivered_at) AS (VALUES {delivery_values}),
-        held AS (
+    return f"""
+        WITH v AS (
+            SELECT * FROM unnest(
+                %(id)s::uuid[], %(token)s::uuid[], %(status)s::text[], %(attempts_count)s::int[],
+                %(series_attempts)s::int[], %(next_attempt_at)s::timestamptz[], %(last_status_code)s::int[],
+                %(last_error)s::text[], %(delivered_at)s::timestamptz[], %(number)s::int[],
+                %(started_at)s::timestamptz[], %(duration_ms)s::int[], %(status_code)s::int[],
+                %(success)s::boolean[], %(error_class)s::text[], %(error)s::text[], %(response_body)s::text[]
+            ) AS v(id, token, status, attempts_count, series_attempts, next_attempt_at, last_status_code,
+                   last_error, delivered_at, number, started_at, duration_ms, status_code, success, error_class,
+                   error, response_body)
+        ), held AS (
             UPDATE {delivery} d
             SET status = v.status, attempts_count = v.attempts_count, series_attempts = v.series_attempts,
                 next_attempt_at = v.next_attempt_at, last_status_code = v.last_status_code,
                 last_error = v.last_error, delivered_at = v.delivered_at, claimed_until = NULL, claim_token = NULL
             FROM v WHERE d.id = v.id AND d.claim_token = v.token
             RETURNING d.id
-        ),
-        a(delivery_id, number, started_at, duration_ms, status_code, success, error_class, error, response_body)
-            AS (VALUES {attempt_values})
+        )
         INSERT INTO {attempt} (delivery_id, number, started_at, duration_ms, status_code, success, error_class,
                                error, response_body)
-        SELECT a.* FROM a JOIN held ON held.id = a.delivery_id
+        SELECT v.id, v.number, v.started_at, v.duration_ms, v.status_code, v.success, v.error_class, v.error,
+               v.response_body
+        FROM v JOIN held ON held.id = v.id
         RETURNING delivery_id
     """  # noqa: S608 - table names are ours, every value is a parameter
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
 
 
 def _outcomes_write_portable(planned: list[Planned]) -> set[uuid.UUID]:
@@ -604,11 +631,11 @@ def outcomes_record(results: list[tuple[Claimed, Job, Outcome]]) -> Recorded:
     failed_destinations: dict[uuid.UUID, DestinationData] = {}
     gone: dict[uuid.UUID, str] = {}
     reported: list[tuple] = []
-    for p in planned:
+    for p, (_claimed, job, _outcome) in zip(planned, results, strict=True):
         if p.claimed.id not in held:
             logger.warning("delivery %s: claim lost before its outcome was recorded", p.claimed.id)
             continue
-        reported.append((p.claimed, p.destination, p.outcome, p.ok, p.row.status))
+        reported.append((p.claimed, p.destination, p.outcome, p.ok, p.row.status, job.request_id))
         if p.ok:
             summary.succeeded += 1
             succeeded_destinations.add(p.destination.id)

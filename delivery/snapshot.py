@@ -68,6 +68,8 @@ class MessageData:
     received_at: dt.datetime
     device: DeviceData | None
     readings: tuple[ReadingData, ...]
+    # The id of the ingest request that brought it, for the delivery log lines.
+    request_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -35,20 +35,13 @@ def attempt_outcome(*, ok: bool, error_class: str, status_code: int | None) -> s
     return _OUTCOMES.get(error_class, "error")
 
 
-def _request_ids(message_ids: set) -> dict:
-    from ingest.models import Message
-
-    return dict(Message.objects.filter(id__in=message_ids).values_list("id", "request_id"))
-
-
 def delivery_attempts_report(reported: Sequence[tuple]) -> None:
-    """(claimed, destination, outcome, ok, new status) per recorded attempt: count, time and log each."""
+    """(claimed, destination, outcome, ok, new status, ingest request id) per recorded attempt: count, time and
+    log each."""
     if not reported:
         return
     log = logger.isEnabledFor(logging.INFO)
-    # One query per batch, only when the lines are written: the request id of each message.
-    request_ids = _request_ids({claimed.message_id for claimed, *_ in reported}) if log else {}
-    for claimed, destination, outcome, ok, status in reported:
+    for claimed, destination, outcome, ok, status, request_id in reported:
         label = attempt_outcome(ok=ok, error_class=outcome.error_class, status_code=outcome.status_code)
         metrics.delivery_attempted(outcome=label, seconds=outcome.duration_ms / 1000)
         if status in ("succeeded", "failed"):
@@ -56,7 +49,7 @@ def delivery_attempts_report(reported: Sequence[tuple]) -> None:
         if not log:
             continue
         with log_context(
-            request_id=request_ids.get(claimed.message_id),
+            request_id=request_id or None,
             tenant_id=destination.tenant_id,
             destination_id=destination.id,
             delivery_id=claimed.id,
