@@ -13,6 +13,11 @@ pump task is already queued, so 200 messages a second make a handful of tasks, n
 200. A pump clears the flag when it starts (`doorbell_answered`), before it looks at
 the rows, so a ring after that always makes a new task.
 
+Within one process, rings after a commit that come less than `RECENT_FLAG_SECONDS` after this process
+saw the flag set skip even that Redis round trip: the pump task the flag stands for
+starts after that moment and runs until it has found nothing for
+DELIVERY_IDLE_SECONDS, far longer, so it finds the new rows.
+
 No ring is ever scheduled further ahead than `MAX_COUNTDOWN_SECONDS`, well inside the
 Redis visibility timeout (a longer wait is a `next_attempt_at` the sweeper finds).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import lru_cache
 
 from django.conf import settings
@@ -30,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 FLAG_KEY = "delivery:doorbell"
 FLAG_SECONDS = 5
+RECENT_FLAG_SECONDS = 0.05
+# When this process last saw the flag set (monotonic seconds; per process, not per thread: a guess is safe).
+_flag_seen_at = -1.0
 MAX_COUNTDOWN_SECONDS = 600
 
 
@@ -47,18 +56,26 @@ def _flag_client():
     return _redis(url, os.getpid())
 
 
-def _publish(*, countdown: float | None = None, coalesce: bool = True) -> None:
+def _publish(*, countdown: float | None = None, coalesce: bool = True, recent_enough: bool = False) -> None:
     from delivery.tasks import deliveries_pump
 
+    global _flag_seen_at
     try:
         client = _flag_client() if coalesce else None
-        if client is not None and not client.set(FLAG_KEY, b"1", nx=True, ex=FLAG_SECONDS):
-            return  # a pump task is already on its way
+        if client is not None:
+            now = time.monotonic()
+            if recent_enough and now - _flag_seen_at < RECENT_FLAG_SECONDS:
+                return  # a pump task was on its way a moment ago
+            fresh = client.set(FLAG_KEY, b"1", nx=True, ex=FLAG_SECONDS)
+            _flag_seen_at = now
+            if not fresh:
+                return  # a pump task is already on its way
         options = {"countdown": min(countdown, MAX_COUNTDOWN_SECONDS)} if countdown else {}
         try:
             deliveries_pump.apply_async(**options)
         except Exception:
             if client is not None:
+                _flag_seen_at = -1.0
                 client.delete(FLAG_KEY)
             raise
     except Exception as exc:
@@ -68,7 +85,11 @@ def _publish(*, countdown: float | None = None, coalesce: bool = True) -> None:
 
 def doorbell_ring_on_commit() -> None:
     """Tell workers, after the current transaction commits, that deliveries are due."""
-    transaction.on_commit(_publish)
+    transaction.on_commit(_ring_after_commit)
+
+
+def _ring_after_commit() -> None:
+    _publish(recent_enough=True)
 
 
 def doorbell_ring_now_rollback_unsafe(*, countdown: float | None = None) -> None:
@@ -86,8 +107,6 @@ def doorbell_ring_at_rollback_unsafe(when_epoch: float) -> None:
     retries are sent on time one after another; a Redis key keeps it to one scheduled
     ring per moment.
     """
-    import time
-
     wait = when_epoch - time.time()
     if wait > MAX_COUNTDOWN_SECONDS:
         return
@@ -106,6 +125,8 @@ def doorbell_ring_at_rollback_unsafe(when_epoch: float) -> None:
 
 def doorbell_answered() -> None:
     """A pump is starting: rings from now on make a new task."""
+    global _flag_seen_at
+    _flag_seen_at = -1.0
     try:
         client = _flag_client()
         if client is not None:

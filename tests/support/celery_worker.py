@@ -43,11 +43,15 @@ def broker_flush() -> None:
     """Empty the test broker's Redis database (this suite's own db number only)."""
     import redis
 
+    from delivery import doorbell
+
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     try:
         client.flushdb()
     finally:
         client.close()
+    # The flag this process saw a moment ago is gone with the rest: the next ring must ask Redis.
+    doorbell._flag_seen_at = -1.0
 
 
 def worker_env(var_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
