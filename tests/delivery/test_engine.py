@@ -125,6 +125,20 @@ def test_500_then_200_is_retried_with_the_same_webhook_id_after_the_pinned_wait(
     assert attempts == [(1, 500, False, "boom"), (2, 200, True, "ok")]
 
 
+def test_a_cookie_a_destination_sets_is_never_sent_back(https_sink, make_destination, make_message):
+    make_destination(https_sink.url("/c"))
+    https_sink.script(Answer(200, headers={"Set-Cookie": "session=abc123; Path=/"}), Answer(200))
+
+    make_message()
+    run_engine()
+    make_message()
+    run_engine()
+
+    first, second = https_sink.wait_for(2)
+    assert first.header("cookie") is None and second.header("cookie") is None
+    assert Delivery.objects.filter(status="succeeded").count() == 2
+
+
 def test_after_max_attempts_the_delivery_is_failed_and_kept(https_sink, make_destination, make_message):
     make_destination(https_sink.url("/r"), max_attempts=2)
     https_sink.default = Answer(502)
