@@ -129,7 +129,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # once: psycopg then neither quotes every value in Python nor has PostgreSQL parse
     # and plan the ingest and delivery statements anew each time.
     DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
-    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    _prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None if _prepare in ("", "none", "off") else int(_prepare)
+    # A prepared statement is still planned for its actual values each time: a generic
+    # plan chosen for `next_attempt_at <= $1` or a batch's id array could be far worse
+    # on a large table than the one the values call for.
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c plan_cache_mode=force_custom_plan")
     # Connection pooling (README "Scaling out"): Django's psycopg pool in each process, or
     # pgbouncer in transaction mode in front of PostgreSQL; not both.
     if env.bool("DATABASE_POOL", default=False):
