@@ -19,14 +19,13 @@ from django.utils import timezone
 
 from delivery.services import deliveries_create_for_message
 from devices.identity import identity_from_serial
-from devices.models import Device, Reading
+from devices.models import Device
 from devices.services import DeviceConflict, device_for_identifiers, devices_mark_seen
 from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
 from ingest.models import Connection, Message
 from ingest.normalised import Parsed
-from ingest.sql import insert_rows
-from ingest.storage import READING_COLUMNS, ReadingRow, message_store
+from ingest.storage import ReadingRow, message_store, readings_insert
 from portal.models import Tenant
 from portal.secrets import Actor, secret_generate, secret_set, whsec_form
 
@@ -185,15 +184,6 @@ def _reading_rows(*, parsed: Parsed, devices: list[Device], default: int) -> lis
     ]
 
 
-def _store_readings(*, message: Message, parsed: Parsed, devices: list[Device], default: int) -> int:
-    """INSERT the readings of a message already stored (one being re-processed)."""
-    rows = [
-        (message.tenant_id, r.device_id, message.pk, r.name, r.unit, r.kind, r.value, r.sum, r.time)
-        for r in _reading_rows(parsed=parsed, devices=devices, default=default)
-    ]
-    return insert_rows(Reading, READING_COLUMNS, rows)
-
-
 def _normalise(
     *, message: Message, connection: Connection, parsed: Parsed, known: Device | None
 ) -> tuple[list[Device], int, list[Device]]:
@@ -308,7 +298,7 @@ def message_reprocess(*, message: Message) -> Message:
         message.status = Message.Status.ACCEPTED
         message.error = ""
         message.save(update_fields=["status", "error", "device", "skipped", "readings_count"])
-        _store_readings(message=message, parsed=parsed, devices=devices, default=default)
+        readings_insert(message=message, readings=_reading_rows(parsed=parsed, devices=devices, default=default))
         devices_mark_seen(devices=to_mark, seen_at=message.received_at)
         deliveries_create_for_message(message=message)
     return message

@@ -88,6 +88,14 @@ def _json_or_null(value: object) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+def readings_insert(*, message: Message, readings: Sequence[ReadingRow]) -> int:
+    """INSERT the readings of a message already stored (or being stored statement by statement)."""
+    rows = [
+        (message.tenant_id, r.device_id, message.pk, r.name, r.unit, r.kind, r.value, r.sum, r.time) for r in readings
+    ]
+    return insert_rows(Reading, READING_COLUMNS, rows)
+
+
 def message_store(*, message: Message, readings: Sequence[ReadingRow]) -> int:
     """INSERT the new message, its readings and (when it is accepted) its deliveries; how many deliveries.
 
@@ -96,14 +104,7 @@ def message_store(*, message: Message, readings: Sequence[ReadingRow]) -> int:
     accepted = message.status == Message.Status.ACCEPTED
     if db_connection.vendor != "postgresql":
         insert_instance(message)
-        insert_rows(
-            Reading,
-            READING_COLUMNS,
-            [
-                (message.tenant_id, r.device_id, message.pk, r.name, r.unit, r.kind, r.value, r.sum, r.time)
-                for r in readings
-            ],
-        )
+        readings_insert(message=message, readings=readings)
         return deliveries_create_for_message(message=message) if accepted else 0
     params = {
         f"m_{field.column}": field.get_db_prep_save(field.pre_save(message, add=True), connection=db_connection)
