@@ -154,8 +154,8 @@ def destination_cache_forget(destination_id: uuid.UUID) -> None:
     _destination_cache.pop(destination_id, None)
 
 
-def message_data(message) -> MessageData:
-    readings = tuple(ReadingData.from_reading(r) for r in message.readings.order_by("id"))
+def message_data(message, readings: tuple[ReadingData, ...]) -> MessageData:
+    """A message (loaded with its device) as the engine needs it, with its readings in order."""
     device = DeviceData.from_device(message.device) if message.device_id else None
     return MessageData(
         id=message.id, received_at=message.received_at, device=device, readings=readings, request_id=message.request_id
@@ -178,14 +178,7 @@ def messages_load(ids: set[uuid.UUID]) -> dict[uuid.UUID, MessageData]:
         for reading in Reading.objects.filter(message_id__in=missing).order_by("message_id", "id"):
             readings[reading.message_id].append(ReadingData.from_reading(reading))
         for message in Message.objects.filter(id__in=missing).select_related("device").defer("body"):
-            device = DeviceData.from_device(message.device) if message.device_id else None
-            data = MessageData(
-                id=message.id,
-                received_at=message.received_at,
-                device=device,
-                readings=tuple(readings[message.id]),
-                request_id=message.request_id,
-            )
+            data = message_data(message, tuple(readings[message.id]))
             found[message.id] = data
             _message_cache[message.id] = data
         while len(_message_cache) > MESSAGE_CACHE_SIZE:
