@@ -63,3 +63,18 @@ def test_the_api_docs_page_loads_everything_from_the_portal_itself(client):
         assert src.startswith("/"), f"{src} is not served by the portal"
     script_url = re.search(r'<script src="([^"]*\?[^"]*script[^"]*)"', html).group(1).replace("&amp;", "&")
     assert client.get(script_url).status_code == 200
+
+
+def test_webhook_answers_carry_no_csp_while_pages_do(client):
+    # An unknown connection's JSON 404 is enough: every /ingest/ answer is exempt.
+    webhook = client.post("/ingest/00000000-0000-0000-0000-000000000000/", b"[]", content_type="application/json")
+    assert webhook.status_code == 404
+    assert "Content-Security-Policy" not in webhook
+    assert "Content-Security-Policy" in client.get("/accounts/login/")
+
+
+def test_a_report_only_policy_still_reaches_exempt_answers(client, settings):
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": ["'self'"]}}
+    webhook = client.post("/ingest/00000000-0000-0000-0000-000000000000/", b"[]", content_type="application/json")
+    assert "Content-Security-Policy" not in webhook
+    assert "default-src 'self'" in webhook["Content-Security-Policy-Report-Only"]
