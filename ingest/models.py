@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -81,11 +83,46 @@ class Message(TenantOwned):
     class Meta:
         ordering = ["-received_at"]
         indexes = [
-            models.Index(fields=["connection", "body_sha256", "received_at"], name="message_dedupe_body"),
-            models.Index(fields=["connection", "webhook_id", "received_at"], name="message_dedupe_webhook_id"),
             models.Index(fields=["tenant", "-received_at"], name="message_tenant_time"),
             models.Index(fields=["tenant", "status", "-received_at"], name="message_tenant_status_time"),
         ]
 
     def __str__(self) -> str:
         return f"message {self.id}"
+
+
+# The same body (or the same webhook-id) on one connection within this window is a duplicate.
+DUPLICATE_WINDOW = timedelta(hours=24)
+
+
+class MessageClaim(models.Model):
+    """What makes a later request a duplicate of a message: its body, or its webhook-id, on its connection.
+
+    The key is a digest of (connection, what, value), so a claim is one unique index
+    entry: a request inserts its claims with the message, and a concurrent or later
+    request with the same body or webhook-id runs into them (ON CONFLICT), in the same
+    statement that stores it. Claims older than DUPLICATE_WINDOW no longer count and
+    are replaced by the next claimant; the retention run deletes them. Plain columns,
+    no foreign keys: a claim outlives nothing it names for longer than the window.
+    """
+
+    key = models.UUIDField(primary_key=True)
+    message_id = models.UUIDField()
+    claimed_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"claim of message {self.message_id}"
+
+
+def claim_key(connection_id: uuid.UUID, what: str, value: str) -> uuid.UUID:
+    """128 bits of SHA-256 over the connection, the kind of claim and its value."""
+    digest = hashlib.sha256(f"{connection_id}:{what}:{value}".encode()).digest()
+    return uuid.UUID(bytes=digest[:16])
+
+
+def claim_keys(connection_id: uuid.UUID, body_sha256: str, webhook_id: str) -> list[uuid.UUID]:
+    """A message's claim keys, sorted: two requests sharing both take them in the same order."""
+    keys = {claim_key(connection_id, "sha256", body_sha256)}
+    if webhook_id:
+        keys.add(claim_key(connection_id, "webhook-id", webhook_id))
+    return sorted(keys)

@@ -11,10 +11,9 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.db import connection as db_connection
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from delivery.services import deliveries_create_for_message
@@ -23,14 +22,13 @@ from devices.models import Device
 from devices.services import DeviceConflict, device_for_identifiers, devices_mark_seen
 from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
-from ingest.models import Connection, Message
+from ingest.models import Connection, Message, claim_keys
 from ingest.normalised import Parsed
-from ingest.storage import ReadingRow, message_store, readings_insert
+from ingest.storage import ReadingRow, claims_release_orphaned, first_claimant, message_store, readings_insert
 from portal.models import Tenant
 from portal.secrets import Actor, secret_generate, secret_set, whsec_form
 
-# The same body (or the same webhook-id) on one connection within this window is a duplicate.
-DUPLICATE_WINDOW = timedelta(hours=24)
+CLAIM_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,51 +74,6 @@ class NotReprocessable(Exception):
 def _storable(text: str) -> str:
     """Text PostgreSQL can store: a reason may quote a sender's NUL character."""
     return text.replace("\x00", "\\u0000")
-
-
-def _lock_key(connection_id: uuid.UUID, what: str) -> int:
-    digest = hashlib.blake2b(f"{connection_id}:{what}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def _lock_duplicates(connection_id: uuid.UUID, body_sha256: str, webhook_id: str) -> None:
-    """Serialise requests that could be duplicates of each other until this transaction ends."""
-    keys = sorted(
-        {_lock_key(connection_id, "sha256:" + body_sha256)}
-        | ({_lock_key(connection_id, "id:" + webhook_id)} if webhook_id else set())
-    )
-    if db_connection.vendor != "postgresql":
-        return  # SQLite (make run's default) lets one writer in at a time; advisory locks are PostgreSQL's
-    # Sorted, so two requests sharing both keys take them in the same order and cannot deadlock.
-    with db_connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
-
-
-def _first_duplicate(connection_id: uuid.UUID, body_sha256: str, webhook_id: str, now: datetime):
-    """(id, status, readings, error) of the first message this one repeats within the window, else None.
-
-    Plain SQL: it runs for every message, and the ORM would compile the same query each time.
-    """
-    quote = db_connection.ops.quote_name
-    connection_field = Message._meta.get_field("connection")
-    same = "body_sha256 = %s OR webhook_id = %s" if webhook_id else "body_sha256 = %s"
-    params = [
-        connection_field.get_db_prep_value(connection_id, db_connection),
-        db_connection.ops.adapt_datetimefield_value(now - DUPLICATE_WINDOW),
-        body_sha256,
-        *([webhook_id] if webhook_id else []),
-    ]
-    with db_connection.cursor() as cursor:
-        cursor.execute(  # the table name is the model's; values are parameters
-            f"SELECT id, status, readings_count, error FROM {quote(Message._meta.db_table)} "  # noqa: S608
-            f"WHERE connection_id = %s AND received_at >= %s AND ({same}) ORDER BY received_at LIMIT 1",
-            params,
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    first_id, status, readings, error = row
-    return uuid.UUID(str(first_id)), status, readings, error
 
 
 def _devices_of(
@@ -243,19 +196,41 @@ def message_ingest(
         source_ip=source_ip,
         request_id=request_id,
     )
-    with transaction.atomic():
-        _lock_duplicates(connection.pk, body_sha256, verified.webhook_id)
-        first = _first_duplicate(connection.pk, body_sha256, verified.webhook_id, received_at)
-        if first is not None:
-            first_id, status, readings, first_error = first
-            return IngestResult(
-                message_id=first_id, status=status, readings=readings, error=first_error, duplicate=True
+    keys = claim_keys(connection.pk, body_sha256, verified.webhook_id)
+    # Rarely more than once: only when the message a claim names was deleted meanwhile.
+    for _ in range(CLAIM_TRIES):
+        try:
+            return _message_store_claimed(
+                message=message, connection=connection, parsed=parsed, error=error, known=verified.device, keys=keys
             )
+        except _Duplicate:
+            first = first_claimant(keys)
+            if first is not None:
+                return IngestResult(
+                    message_id=first.pk,
+                    status=first.status,
+                    readings=first.readings_count,
+                    error=first.error,
+                    duplicate=True,
+                )
+            claims_release_orphaned(keys)
+    raise DatabaseError(f"the duplicate claims of a message stayed taken after {CLAIM_TRIES} tries")
+
+
+class _Duplicate(Exception):
+    """Another message holds a claim: roll everything of this one back."""
+
+
+def _message_store_claimed(
+    *, message: Message, connection: Connection, parsed: Parsed | None, error: str, known: Device | None, keys: list
+) -> IngestResult:
+    """Normalise and store the message in one transaction; _Duplicate (all rolled back) when a claim is taken."""
+    with transaction.atomic():
         devices, default, to_mark = [], 0, []
         if parsed is not None:
             try:
                 devices, default, to_mark = _normalise(
-                    message=message, connection=connection, parsed=parsed, known=verified.device
+                    message=message, connection=connection, parsed=parsed, known=known
                 )
             except InvalidPack as exc:
                 error = str(exc)
@@ -264,9 +239,10 @@ def message_ingest(
         if error:
             message.readings_count = 0
         readings = [] if error else _reading_rows(parsed=parsed, devices=devices, default=default)
-        message_store(message=message, readings=readings)
+        if not message_store(message=message, readings=readings, claim_keys=keys).claimed:
+            raise _Duplicate
         if not error:
-            devices_mark_seen(devices=to_mark, seen_at=received_at)
+            devices_mark_seen(devices=to_mark, seen_at=message.received_at)
     return IngestResult(message_id=message.pk, status=message.status, readings=message.readings_count, error=error)
 
 

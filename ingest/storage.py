@@ -1,9 +1,14 @@
-"""Writing an ingested message: the message row, its readings and its deliveries together.
+"""Writing an ingested message: its duplicate claims, the message row, its readings and
+its deliveries together.
 
 On PostgreSQL that is ONE statement (data-modifying CTEs): on the path of every webhook
 request, each round trip and each statement parsed costs more CPU than the rows it
 writes. Its text never changes, whatever the number of readings (they travel as
 arrays), so psycopg converts it once and PostgreSQL runs it as a prepared statement.
+
+The duplicate claims go in with ON CONFLICT: a request with the same body or webhook-id
+within the window runs into them (waiting, if need be, for the transaction that holds
+them to end), and its caller rolls its whole transaction back.
 Elsewhere (SQLite under `make run`) the same rows are written statement by statement.
 """
 
@@ -16,12 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection as db_connection
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from delivery.doorbell import doorbell_ring_on_commit
 from delivery.services import deliveries_create_for_message, deliveries_create_params, deliveries_create_sql
 from devices.models import Reading
-from ingest.models import Message
+from ingest.models import DUPLICATE_WINDOW, Message, MessageClaim
 from ingest.sql import insert_instance, insert_rows
 
 
@@ -66,9 +72,16 @@ def _store_sql() -> str:
     reading_columns = ", ".join(quote(Reading._meta.get_field(name).column) for name in READING_COLUMNS)
     arrays = ", ".join(f"%(r_{name})s::{array_type}" for name, array_type in READING_ARRAYS)
     names = ", ".join(quote(name) for name, _type in READING_ARRAYS)
+    claims = quote(MessageClaim._meta.db_table)
     # Identifiers come from the models; every value is a parameter.
     return f"""
-        WITH message AS (
+        WITH claim AS (
+            INSERT INTO {claims} (key, message_id, claimed_at)
+            SELECT key, %(message)s, %(m_received_at)s FROM unnest(%(claim_keys)s::uuid[]) AS key
+            ON CONFLICT (key) DO UPDATE SET message_id = EXCLUDED.message_id, claimed_at = EXCLUDED.claimed_at
+            WHERE {claims}.claimed_at < %(claims_before)s
+            RETURNING 1
+        ), message AS (
             INSERT INTO {quote(Message._meta.db_table)} ({message_columns}) VALUES ({message_values})
         ), readings AS (
             INSERT INTO {reading_table} ({reading_columns})
@@ -79,7 +92,7 @@ def _store_sql() -> str:
             {deliveries_create_sql(condition="%(accepted)s")}
             RETURNING 1
         )
-        SELECT count(*) FROM deliveries
+        SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM deliveries)
     """  # noqa: S608
 
 
@@ -96,22 +109,52 @@ def readings_insert(*, message: Message, readings: Sequence[ReadingRow]) -> int:
     return insert_rows(Reading, READING_COLUMNS, rows)
 
 
-def message_store(*, message: Message, readings: Sequence[ReadingRow]) -> int:
-    """INSERT the new message, its readings and (when it is accepted) its deliveries; how many deliveries.
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What `message_store` did: whether the message took all its claims, and how many deliveries it made.
 
-    The caller's transaction holds it all; workers are told after it commits.
+    When `claimed` is False another message holds a claim: the caller must roll back.
+    """
+
+    claimed: bool
+    deliveries: int
+
+
+def _claims_take_portable(*, message: Message, keys: Sequence) -> bool:
+    """Statement by statement (SQLite, one writer at a time): take the claims unless a live one is held."""
+    held = MessageClaim.objects.filter(
+        key__in=keys, claimed_at__gte=message.received_at - DUPLICATE_WINDOW
+    ).values_list("message_id", flat=True)
+    if Message.objects.filter(pk__in=list(held)).exists():
+        return False
+    for key in keys:
+        MessageClaim.objects.update_or_create(
+            key=key, defaults={"message_id": message.pk, "claimed_at": message.received_at}
+        )
+    return True
+
+
+def message_store(*, message: Message, readings: Sequence[ReadingRow], claim_keys: Sequence) -> Stored:
+    """INSERT the new message's claims, the message, its readings and (when it is accepted) its deliveries.
+
+    The caller's transaction holds it all and must roll back when the result is not
+    `claimed`; workers are told after it commits.
     """
     accepted = message.status == Message.Status.ACCEPTED
     if db_connection.vendor != "postgresql":
+        if not _claims_take_portable(message=message, keys=claim_keys):
+            return Stored(claimed=False, deliveries=0)
         insert_instance(message)
         readings_insert(message=message, readings=readings)
-        return deliveries_create_for_message(message=message) if accepted else 0
+        return Stored(claimed=True, deliveries=deliveries_create_for_message(message=message) if accepted else 0)
     params = {
         f"m_{field.column}": field.get_db_prep_save(field.pre_save(message, add=True), connection=db_connection)
         for field in _message_fields()
     }
     params.update(deliveries_create_params(message=message, now=timezone.now()))
     params["accepted"] = accepted
+    params["claim_keys"] = list(claim_keys)
+    params["claims_before"] = message.received_at - DUPLICATE_WINDOW
     params["r_device"] = [r.device_id for r in readings]
     params["r_name"] = [r.name for r in readings]
     params["r_unit"] = [r.unit for r in readings]
@@ -121,9 +164,34 @@ def message_store(*, message: Message, readings: Sequence[ReadingRow]) -> int:
     params["r_time"] = [r.time for r in readings]
     with db_connection.cursor() as cursor:
         cursor.execute(_store_sql(), params)
-        (created,) = cursor.fetchone()
+        taken, created = cursor.fetchone()
+    if taken < len(claim_keys):
+        return Stored(claimed=False, deliveries=0)
     message._state.adding = False
     message._state.db = db_connection.alias
     if created:
         doorbell_ring_on_commit()
-    return created
+    return Stored(claimed=True, deliveries=created)
+
+
+def first_claimant(claim_keys: Sequence) -> Message | None:
+    """The earliest stored message holding any of these claims (the one a duplicate repeats)."""
+    held = MessageClaim.objects.filter(key__in=list(claim_keys)).values("message_id")
+    return (
+        Message.objects.filter(pk__in=held)
+        .only("id", "status", "readings_count", "error", "received_at")
+        .order_by("received_at")
+        .first()
+    )
+
+
+def claims_release_orphaned(claim_keys: Sequence) -> int:
+    """Delete those of these claims whose message is gone (deleted within the window); how many.
+
+    Not a condition of the claiming statement itself: there a subquery would read the
+    statement's snapshot, which misses a message committed while the statement waited
+    for its claim, and two identical requests at once would both be stored.
+    """
+    alive = Message.objects.filter(pk=OuterRef("message_id"))
+    deleted, _ = MessageClaim.objects.filter(~Exists(alive), key__in=list(claim_keys)).delete()
+    return deleted

@@ -76,7 +76,7 @@ MESSAGE_STATUSES = frozenset(
 CONNECTION_KINDS = frozenset({"kpn-things", "digital-matter", "standard-webhooks", "unknown"})
 ATTEMPT_OUTCOMES = frozenset({"success", "http_error", "timeout", "connection_error", "tls_error", "refused", "error"})
 DELIVERY_OUTCOMES = frozenset({"succeeded", "failed"})
-PRUNED_KINDS = frozenset({"messages", "readings", "deliveries", "attempts"})
+PRUNED_KINDS = frozenset({"messages", "readings", "deliveries", "attempts", "duplicate_claims"})
 AREAS = frozenset({"ingest", "api", "admin", "accounts", "static", "healthz", "readyz", "metrics", "portal"})
 
 _messages = Counter(

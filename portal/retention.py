@@ -4,7 +4,9 @@ What is due, per tenant (TenantSettings, or its defaults):
 - succeeded deliveries (and their attempts) delivered more than `succeeded_delivery_retention_days` ago;
 - failed deliveries (and their attempts) whose last attempt is older than `failed_delivery_retention_days`;
 - messages (and their readings) received more than `message_retention_days` ago that have no
-  delivery left: a message a kept delivery points at is kept too, since a replay needs it.
+  delivery left: a message a kept delivery points at is kept too, since a replay needs it;
+- duplicate claims (for every tenant at once) older than the duplicate window: they no
+  longer make anything a duplicate.
 Pending deliveries are never pruned, nor the messages they belong to.
 
 Each batch is one short transaction that locks at most `batch_size` rows, skips rows
@@ -26,7 +28,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from delivery.models import Delivery, DeliveryAttempt
-from ingest.models import Message
+from ingest.models import DUPLICATE_WINDOW, Message, MessageClaim
 from portal import metrics
 from portal.models import Tenant, TenantSettings
 
@@ -38,6 +40,7 @@ _KINDS = {
     "devices.Reading": "readings",
     "delivery.Delivery": "deliveries",
     "delivery.DeliveryAttempt": "attempts",
+    "ingest.MessageClaim": "duplicate_claims",
 }
 
 
@@ -146,6 +149,8 @@ def retention_prune(
             due_messages(tenant_id=tenant.pk, now=now, days=policy.message_days),
         ):
             _prune(due, batch_size=batch_size, deadline=deadline, result=result)
+    expired_claims = MessageClaim.objects.filter(claimed_at__lt=now - DUPLICATE_WINDOW)
+    _prune(expired_claims, batch_size=batch_size, deadline=deadline, result=result)
     logger.info(
         "retention pruned %s",
         ", ".join(f"{n} {_KINDS.get(label, label)}" for label, n in sorted(result.removed.items())) or "nothing",

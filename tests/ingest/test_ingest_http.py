@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from delivery.models import Delivery, Destination
 from devices.models import Device, Reading
-from ingest.models import Connection, ConnectionKind, Message
+from ingest.models import Connection, ConnectionKind, Message, MessageClaim
 from portal.secrets import Actor, secret_rotate, secret_set
 from tests.ingest.conftest import (
     DEVEUI,
@@ -221,9 +221,29 @@ def test_the_same_body_on_another_connection_is_not_a_duplicate(http, kpn, make_
 
 def test_the_same_body_after_24_hours_is_a_new_message(http, kpn):
     first = http.post(url(kpn), content=BODY, headers=kpn_headers(BODY)).json()["message_id"]
-    Message.objects.filter(pk=first).update(received_at=timezone.now() - timedelta(hours=24, seconds=1))
+    a_day_ago = timezone.now() - timedelta(hours=24, seconds=1)
+    Message.objects.filter(pk=first).update(received_at=a_day_ago)
+    MessageClaim.objects.filter(message_id=first).update(claimed_at=a_day_ago)
     again = http.post(url(kpn), content=BODY, headers=kpn_headers(BODY)).json()
     assert again["message_id"] != first and "duplicate" not in again
+
+
+def test_the_same_body_after_its_first_message_was_deleted_is_a_new_message(http, kpn):
+    first = http.post(url(kpn), content=BODY, headers=kpn_headers(BODY)).json()["message_id"]
+    Message.objects.filter(pk=first).delete()  # its claim stays until the retention run
+    again = http.post(url(kpn), content=BODY, headers=kpn_headers(BODY)).json()
+    assert again["message_id"] != first and "duplicate" not in again
+    assert list(MessageClaim.objects.values_list("message_id", flat=True)) == [uuid.UUID(again["message_id"])]
+    # ... and the new message is the one its repeats now name.
+    assert http.post(url(kpn), content=BODY, headers=kpn_headers(BODY)).json()["message_id"] == again["message_id"]
+
+
+def test_a_duplicate_adds_no_claim_device_or_delivery(http, kpn):
+    Destination.objects.create(tenant=kpn.tenant, name="sink", url="https://sink.example/in")
+    http.post(url(kpn), content=BODY, headers=kpn_headers(BODY))
+    counts = (MessageClaim.objects.count(), Device.objects.count(), Delivery.objects.count())
+    assert http.post(url(kpn), content=BODY, headers=kpn_headers(BODY)).json()["duplicate"] is True
+    assert (MessageClaim.objects.count(), Device.objects.count(), Delivery.objects.count()) == counts == (1, 1, 1)
 
 
 def test_the_same_webhook_id_with_another_body_is_a_duplicate(http, webhooks):

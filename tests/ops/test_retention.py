@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.db import connection, connections
 
 from delivery.models import Delivery, DeliveryAttempt
 from devices.models import Reading
-from ingest.models import Message
+from ingest.models import DUPLICATE_WINDOW, Message, MessageClaim
 from portal.models import TenantSettings
 from portal.retention import retention_policy_for, retention_prune
 from tests.ops.factories import delivery_make, destination_make, message_make, now
@@ -203,3 +204,17 @@ def test_staff_see_a_tenants_retention_in_the_admin(client, staff, acme):
     assert page.status_code == 200
     for field in ("message_retention_days", "succeeded_delivery_retention_days", "failed_delivery_retention_days"):
         assert field.encode() in page.content
+
+
+def test_duplicate_claims_go_after_24_hours_and_younger_ones_stay(acme):
+    t = now()
+    old, young = (
+        MessageClaim.objects.create(key=uuid.uuid4(), message_id=uuid.uuid4(), claimed_at=t - DUPLICATE_WINDOW + age)
+        for age in (-HOUR, HOUR)
+    )
+
+    result = retention_prune(now=t)
+
+    assert list(MessageClaim.objects.values_list("pk", flat=True)) == [young.pk]
+    assert result.removed == {"ingest.MessageClaim": 1}
+    assert not MessageClaim.objects.filter(pk=old.pk).exists()
