@@ -25,12 +25,14 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import email.utils
+import functools
 import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
+import httpx
 from django.conf import settings
 
 from delivery.auth import AuthFailed, OAuth2ClientCredentials, auth_methods
@@ -90,13 +92,22 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max((when - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout_extension(seconds: float) -> dict:
+    return httpx.Timeout(seconds).as_dict()
+
+
 async def _exchange(client: GuardedClient, request: OutboundRequest, headers: list[tuple[str, str]], timeout: float):
-    http_request = client.build_request(
+    # The request is built here, not by client.build_request: merging our headers into the
+    # client's defaults took a tenth of a sender's CPU (py-spy), and a delivery's headers
+    # are complete already (httpx adds Host and Content-Length). No Accept-Encoding: an
+    # answer is kept only for its first kilobyte, so nothing needs decompressing.
+    http_request = httpx.Request(
         request.method,
         request.url,
         headers=[(k.encode(), v.encode()) for k, v in headers],
         content=request.body,
-        timeout=timeout,
+        extensions={"timeout": _timeout_extension(timeout)},
     )
     response = await client.send(http_request, stream=True)
     kept = bytearray()
