@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from devices.identity import DEVICE_URN, canonical_urn
 from devices.models import IDENTIFIER_FIELDS, Device
 from devices.services import MIN_AUTH_KEY_LENGTH, NotCsv, device_create, device_update, devices_import_csv
-from devices.validation import TAKEN, device_identifiers_check
+from devices.validation import NO_IDENTIFIER, TAKEN, device_has_identity, device_identifiers_check
 from portal.api import TenantScopedViewSet
 from portal.secrets import Actor
 
@@ -82,6 +82,10 @@ class DeviceSerializer(serializers.ModelSerializer):
                     for name, problem in checked.problems.items()
                 }
             )
+        # An update keeps the fields it does not give: none may leave the device without an identity.
+        after = {name: attrs.get(name, getattr(self.instance, name, "")) for name in (*IDENTIFIER_FIELDS, "urn")}
+        if not device_has_identity(after):
+            raise serializers.ValidationError(NO_IDENTIFIER)
         return attrs
 
 

@@ -1,6 +1,6 @@
-"""The rules a device's identifiers must meet when saved: the format of each, and that no
-other device of the tenant has it. The API serializer and the portal's device form call
-this and word the answer for their readers.
+"""The rules a device's identifiers must meet when saved: the format of each, that no
+other device of the tenant has it, and that the device has one at all. The API serializer
+and the portal's device form call this and word the answer for their readers.
 """
 
 from __future__ import annotations
@@ -8,12 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devices.identity import identifier_error, normalise_identifier
+from devices.identity import DEVICE_URN, URN_TYPE_FIELDS, identifier_error, normalise_identifier
 from devices.models import IDENTIFIER_FIELDS, Device
 from portal.models import Tenant
 
 # The problem of an identifier another device of the tenant already has.
 TAKEN = "taken"
+
+_LABELS = [str(Device._meta.get_field(name).verbose_name) for name in IDENTIFIER_FIELDS]
+# The answer to a device without an identity (see device_has_identity).
+NO_IDENTIFIER = f"Give the device at least one of {', '.join(_LABELS[:-1])} or {_LABELS[-1]}."
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,16 @@ def device_identifiers_check(
         if others.filter(**{name: value}).exists():
             problems[name] = TAKEN
     return IdentifiersChecked(normalised=normalised, problems=problems)
+
+
+def device_has_identity(values: Mapping[str, str | None]) -> bool:
+    """Whether a device with these fields can be found by a message: it has an identifier, or
+    a `urn` of a TYPE no identifier stands for (KPN's MAC, DVNUUID, …).
+
+    A urn:dev:SERIAL:… (or IMEI, ICCID, DEVEUI) urn does not count: messages naming it
+    look the device up by that field.
+    """
+    if any(values.get(name) for name in IDENTIFIER_FIELDS):
+        return True
+    match = DEVICE_URN.match(values.get("urn") or "")
+    return bool(match) and match.group(1).upper() not in URN_TYPE_FIELDS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets as random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -112,15 +113,25 @@ def member_resend_invitation(*, membership: Membership, invited_by: User, base_u
 LAST_ADMIN = "A tenant needs at least one admin; make someone else admin first."
 
 
-def _last_admin(membership: Membership) -> bool:
-    """Whether `membership` is its tenant's only admin.
+def members_last_admins(memberships: Iterable[Membership]) -> list[Membership]:
+    """Those of `memberships` that are admins of a tenant with no admin besides them: removing
+    or demoting them all would leave it without one (LAST_ADMIN).
 
-    Locks the tenant's admins until the transaction ends, so two demotions or removals
-    at once cannot leave none.
+    Locks the tenants' admins until the transaction ends, so two demotions or removals
+    at once cannot leave none; call it in the transaction that makes the change.
     """
-    admins = Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Role.ADMIN)
-    others = [pk for pk in admins.values_list("pk", flat=True) if pk != membership.pk]
-    return membership.role == Role.ADMIN and not others
+    memberships = list(memberships)
+    leaving = {m.pk for m in memberships}
+    admins = Membership.objects.select_for_update().filter(
+        tenant_id__in={m.tenant_id for m in memberships}, role=Role.ADMIN
+    )
+    kept = {tenant_id for pk, tenant_id in admins.values_list("pk", "tenant_id") if pk not in leaving}
+    return [m for m in memberships if m.role == Role.ADMIN and m.tenant_id not in kept]
+
+
+def _last_admin(membership: Membership) -> bool:
+    """Whether `membership` is its tenant's only admin (locking the admins, see members_last_admins)."""
+    return bool(members_last_admins([membership]))
 
 
 def member_change_role(*, membership: Membership, role: str) -> Membership:

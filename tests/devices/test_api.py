@@ -115,3 +115,48 @@ def test_last_seen_is_not_writable(bob, api_as, acme):
     api_as(bob).patch(f"/api/v1/devices/{device.pk}/", {"last_seen_at": "2020-01-01T00:00:00Z"}, format="json")
     device.refresh_from_db()
     assert device.last_seen_at is None
+
+
+@pytest.mark.parametrize("fields", [{"name": "pump 7", "custom1": "plant-7"}, {"serial": "", "imei": "", "urn": ""}])
+def test_a_device_without_any_identifier_is_refused_naming_the_identifiers_to_give(bob, api_as, fields):
+    response = api_as(bob).post("/api/v1/devices/", fields, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["Give the device at least one of serial, IMEI, ICCID or DevEUI."]}
+    assert not Device.objects.exists()
+
+
+def test_a_device_named_only_by_a_urn_messages_look_it_up_by_is_accepted(bob, api_as):
+    client = api_as(bob)
+
+    named = client.post("/api/v1/devices/", {"urn": "urn:dev:mac:0024befffe804ff1:"}, format="json")
+    # A SERIAL (IMEI, ICCID, DEVEUI) urn is looked up by that field, which this device would lack.
+    unnamed = client.post("/api/v1/devices/", {"urn": "urn:dev:SERIAL:SN-1:"}, format="json")
+
+    assert named.status_code == 201 and named.json()["urn"] == "urn:dev:MAC:0024befffe804ff1:"
+    assert unnamed.status_code == 400 and "non_field_errors" in unnamed.json()
+
+
+def test_a_patch_cannot_blank_the_last_identifier(bob, api_as):
+    client = api_as(bob)
+    device_id = client.post("/api/v1/devices/", {"serial": "SN-1", "imei": "353785720001234"}, format="json").json()[
+        "id"
+    ]
+
+    assert client.patch(f"/api/v1/devices/{device_id}/", {"serial": ""}, format="json").status_code == 200
+    response = client.patch(f"/api/v1/devices/{device_id}/", {"imei": ""}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["Give the device at least one of serial, IMEI, ICCID or DevEUI."]}
+    device = Device.objects.get()
+    assert (device.serial, device.imei, device.urn) == ("", "353785720001234", "urn:dev:IMEI:353785720001234:")
+
+
+def test_a_device_created_by_its_first_message_with_only_a_urn_can_be_patched(bob, api_as, acme):
+    device = Device.objects.create(tenant=acme, urn="urn:dev:DVNUUID:6a1b2c3d:")
+
+    response = api_as(bob).patch(f"/api/v1/devices/{device.pk}/", {"custom1": "plant-7"}, format="json")
+
+    assert response.status_code == 200, response.json()
+    device.refresh_from_db()
+    assert device.custom1 == "plant-7"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devices.models import Device
-from devices.validation import TAKEN, device_identifiers_check
+from devices.validation import TAKEN, device_has_identity, device_identifiers_check
 
 pytestmark = pytest.mark.django_db
 
@@ -24,3 +24,17 @@ def test_an_identifier_of_another_device_of_the_tenant_is_taken_but_the_devices_
     assert device_identifiers_check(tenant=acme, values={"serial": "S1"}).problems == {"serial": TAKEN}
     assert device_identifiers_check(tenant=acme, values={"serial": "S1"}, device=mine).problems == {}
     assert device_identifiers_check(tenant=acme, values={"serial": "G1"}).problems == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "identity"),
+    [
+        ({"serial": "S1"}, True),
+        ({"serial": "", "imei": "", "urn": ""}, False),
+        ({"urn": "urn:dev:MAC:0024befffe804ff1:"}, True),
+        # Messages naming urn:dev:SERIAL:S1: look up the serial field, not the urn.
+        ({"serial": "", "urn": "urn:dev:SERIAL:S1:"}, False),
+    ],
+)
+def test_a_device_has_an_identity_when_an_identifier_or_a_urn_of_another_type_names_it(values, identity):
+    assert device_has_identity(values) is identity

@@ -116,3 +116,19 @@ def test_the_device_list_filters_by_text_and_tag(acme_data, vera, page_as):
     assert "OTHER-9" not in client.get("/devices/?q=haystack").content.decode()
     assert "OTHER-9" in client.get("/devices/?tag=south").content.decode()
     assert acme_data.device.serial not in client.get("/devices/?tag=south").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_device_without_an_identifier_is_refused(acme, bob, page_as):
+    html = page_as(bob).post("/devices/new/", {"name": "pump 7", "custom1": "a"}).content.decode()
+    assert "Give the device at least one of serial, IMEI, ICCID or DevEUI." in html
+    assert not Device.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_device_messages_name_only_by_its_urn_can_be_edited(acme, bob, page_as):
+    device = Device.objects.create(tenant=acme, urn="urn:dev:MAC:0024befffe804ff1:")
+    response = page_as(bob).post(f"/devices/{device.pk}/edit/", {"custom1": "plant-7"})
+    assert response.status_code == 302
+    device.refresh_from_db()
+    assert (device.custom1, device.urn) == ("plant-7", "urn:dev:MAC:0024befffe804ff1:")
