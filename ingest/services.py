@@ -24,7 +24,14 @@ from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
 from ingest.models import Connection, Message, claim_keys
 from ingest.normalised import Parsed
-from ingest.storage import ReadingRow, claims_release_orphaned, first_claimant, message_store, readings_insert
+from ingest.storage import (
+    ReadingRow,
+    claims_release_orphaned,
+    first_claimant,
+    generic_plans_for_this_transaction,
+    message_store,
+    readings_insert,
+)
 from portal.models import Tenant
 from portal.secrets import Actor, secret_generate, secret_set, whsec_form
 
@@ -226,6 +233,7 @@ def _message_store_claimed(
 ) -> IngestResult:
     """Normalise and store the message in one transaction; _Duplicate (all rolled back) when a claim is taken."""
     with transaction.atomic():
+        generic_plans_for_this_transaction()
         devices, default, to_mark = [], 0, []
         if parsed is not None:
             try:

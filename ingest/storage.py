@@ -140,6 +140,20 @@ def _claims_take_portable(*, message: Message, keys: Sequence) -> bool:
     return True
 
 
+def generic_plans_for_this_transaction() -> None:
+    """Let PostgreSQL reuse its plans of the prepared statements of this transaction.
+
+    The portal plans every statement for its actual values (plan_cache_mode is
+    force_custom_plan: see the settings). Ingest's statements are writes and lookups by
+    unique keys whose plan does not depend on the values, and planning the store
+    statement anew cost about 1 ms of PostgreSQL CPU a message (bench: 2.4-3.3 ms a
+    message with custom plans, 1.35-1.8 ms with generic ones) for one more round trip.
+    """
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute("SET LOCAL plan_cache_mode = auto")
+
+
 def message_store(*, message: Message, readings: Sequence[ReadingRow], claim_keys: Sequence) -> Stored:
     """INSERT the new message's claims, the message, its readings and (when it is accepted) its deliveries.
 
