@@ -211,7 +211,7 @@ def message_ingest(
                 message=message, connection=connection, parsed=parsed, error=error, known=verified.device, keys=keys
             )
         except _Duplicate:
-            first = first_claimant(keys)
+            first = first_claimant(keys, received_at=received_at)
             if first is not None:
                 return IngestResult(
                     message_id=first.pk,

@@ -188,9 +188,13 @@ def message_store(*, message: Message, readings: Sequence[ReadingRow], claim_key
     return Stored(claimed=True, deliveries=created)
 
 
-def first_claimant(claim_keys: Sequence) -> Message | None:
-    """The earliest stored message holding any of these claims (the one a duplicate repeats)."""
-    held = MessageClaim.objects.filter(key__in=list(claim_keys)).values("message_id")
+def first_claimant(claim_keys: Sequence, *, received_at: datetime) -> Message | None:
+    """The earliest stored message holding any of these claims within the window before
+    `received_at` (the one a duplicate received then repeats); a claim past the window,
+    not yet deleted, names nothing."""
+    held = MessageClaim.objects.filter(key__in=list(claim_keys), claimed_at__gte=received_at - DUPLICATE_WINDOW).values(
+        "message_id"
+    )
     return (
         Message.objects.filter(pk__in=held)
         .only("id", "status", "readings_count", "error", "received_at")

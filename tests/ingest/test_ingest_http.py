@@ -228,6 +228,21 @@ def test_the_same_body_after_24_hours_is_a_new_message(http, kpn):
     assert again["message_id"] != first and "duplicate" not in again
 
 
+def test_a_repeat_names_the_message_within_24_hours_not_an_older_one_it_also_repeats(http, webhooks):
+    # The first message's body comes back a day later, under the webhook-id of a recent one.
+    old = http.post(url(webhooks), content=BODY, headers=sw_headers(BODY, msg_id="msg_old")).json()["message_id"]
+    a_day_ago = timezone.now() - timedelta(hours=24, seconds=1)
+    Message.objects.filter(pk=old).update(received_at=a_day_ago)
+    MessageClaim.objects.filter(message_id=old).update(claimed_at=a_day_ago)
+    other_body = senml({"n": "temperature", "v": 99})
+    recent = http.post(url(webhooks), content=other_body, headers=sw_headers(other_body, msg_id="msg_recent"))
+
+    again = http.post(url(webhooks), content=BODY, headers=sw_headers(BODY, msg_id="msg_recent")).json()
+
+    assert again["message_id"] == recent.json()["message_id"] and again["duplicate"] is True
+    assert Message.objects.count() == 2
+
+
 def test_the_same_body_after_its_first_message_was_deleted_is_a_new_message(http, kpn):
     first = http.post(url(kpn), content=BODY, headers=kpn_headers(BODY)).json()["message_id"]
     Message.objects.filter(pk=first).delete()  # its claim stays until the retention run
