@@ -3,13 +3,13 @@ its deliveries together.
 
 On PostgreSQL that is ONE statement (data-modifying CTEs): on the path of every webhook
 request, each round trip and each statement parsed costs more CPU than the rows it
-writes. Its text never changes, whatever the number of readings (they travel as
-arrays), so psycopg converts it once and PostgreSQL runs it as a prepared statement.
+writes. Its text never changes, whatever the number of readings (they travel as one
+JSON array), so psycopg converts it once and PostgreSQL runs it as a prepared statement.
+Elsewhere (SQLite under `make run`) the same rows are written statement by statement.
 
 The duplicate claims go in with ON CONFLICT: a request with the same body or webhook-id
 within the window runs into them (waiting, if need be, for the transaction that holds
 them to end), and its caller rolls its whole transaction back.
-Elsewhere (SQLite under `make run`) the same rows are written statement by statement.
 """
 
 from __future__ import annotations
@@ -128,10 +128,7 @@ class Stored:
 
 def _claims_take_portable(*, message: Message, keys: Sequence) -> bool:
     """Statement by statement (SQLite, one writer at a time): take the claims unless a live one is held."""
-    held = MessageClaim.objects.filter(
-        key__in=keys, claimed_at__gte=message.received_at - DUPLICATE_WINDOW
-    ).values_list("message_id", flat=True)
-    if Message.objects.filter(pk__in=list(held)).exists():
+    if first_claimant(keys, received_at=message.received_at) is not None:
         return False
     for key in keys:
         MessageClaim.objects.update_or_create(
