@@ -315,7 +315,8 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Upper-cased: gunicorn takes the same variable in either case, Python's logging only in capitals.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

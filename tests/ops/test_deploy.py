@@ -68,6 +68,13 @@ def test_check_deploy_would_catch_a_production_setting_left_out(tmp_path):
     assert "security.W008" in result.stdout + result.stderr
 
 
+def test_the_log_level_may_be_given_in_lower_case_as_gunicorn_takes_it(tmp_path):
+    env = production_env(tmp_path)
+    env["LOG_LEVEL"] = "warning"
+    result = run_check_deploy(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_setting_of_the_example_is_one_the_portal_or_gunicorn_reads():
     names = [
         line.partition("=")[0]
