@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,31 +60,43 @@ def device_update(*, device: Device, **changes) -> Device:
 LOOKUP_FIELDS = frozenset({*IDENTIFIER_FIELDS, "urn"})
 
 
+@functools.cache
+def device_seen_sql(fields: tuple[str, ...], returning: str) -> str:
+    """UPDATE of the tenant's device the lookup `fields` name (tried in order), its last_seen_at
+    moved on to `seen_at` (never back), RETURNING `returning`.
+
+    Named parameters: `tenant`, `seen_at` and `lookup_<n>` for the n-th field's value.
+    Ingest runs it on its own (`device_seen`) or inside the statement that stores a message.
+    """
+    unknown = set(fields) - LOOKUP_FIELDS
+    if unknown:
+        raise ValueError(f"devices are not looked up by {', '.join(sorted(unknown))}")
+    quote = db_connection.ops.quote_name
+    table = quote(Device._meta.db_table)
+    conditions = " OR ".join(f"{quote(name)} = %(lookup_{n})s" for n, name in enumerate(fields))
+    preference = " ".join(f"WHEN {quote(name)} = %(lookup_{n})s THEN {n}" for n, name in enumerate(fields))
+    # Only quoted names from the model and a fixed field set are formatted in; values are parameters.
+    return (
+        f"UPDATE {table} SET last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %(seen_at)s"  # noqa: S608
+        f" THEN %(seen_at)s ELSE last_seen_at END WHERE id = (SELECT id FROM {table} WHERE tenant_id = %(tenant)s"
+        f" AND ({conditions}) ORDER BY CASE {preference} END LIMIT 1) RETURNING {returning}"
+    )
+
+
+def device_seen_params(*, tenant_id: int, identity: DeviceIdentity, seen_at: datetime) -> dict:
+    params = {"tenant": tenant_id, "seen_at": db_connection.ops.adapt_datetimefield_value(seen_at)}
+    params.update({f"lookup_{n}": value for n, (_name, value) in enumerate(identity.lookup)})
+    return params
+
+
 def device_seen(*, tenant_id: int, identity: DeviceIdentity, seen_at: datetime) -> Device | None:
     """The tenant's device an identity names (lookups tried in order), its last_seen_at moved on to
     `seen_at` (never back), in one statement; None when there is none.
 
     One round trip instead of a SELECT and an UPDATE: this runs for every message.
     """
-    quote = db_connection.ops.quote_name
-    table = quote(Device._meta.db_table)
-    conditions, preference, params, order_params = [], [], [], []
-    for position, (name, value) in enumerate(identity.lookup):
-        if name not in LOOKUP_FIELDS:
-            raise ValueError(f"devices are not looked up by {name}")
-        conditions.append(f"{quote(name)} = %s")
-        preference.append(f"WHEN {quote(name)} = %s THEN {position}")
-        params.append(value)
-        order_params.append(value)
-    seen = db_connection.ops.adapt_datetimefield_value(seen_at)
-    # Only quoted names from the model and a fixed field set are formatted in; values are parameters.
-    sql = (
-        f"UPDATE {table} SET last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %s THEN %s "  # noqa: S608
-        f"ELSE last_seen_at END WHERE id = (SELECT id FROM {table} WHERE tenant_id = %s AND "
-        f"({' OR '.join(conditions)}) ORDER BY CASE {' '.join(preference)} END LIMIT 1) "
-        f"RETURNING {select_columns(Device)}"
-    )
-    found = fetch_instances(Device, sql, [seen, seen, tenant_id, *params, *order_params])
+    sql = device_seen_sql(tuple(name for name, _value in identity.lookup), select_columns(Device))
+    found = fetch_instances(Device, sql, device_seen_params(tenant_id=tenant_id, identity=identity, seen_at=seen_at))
     return found[0] if found else None
 
 

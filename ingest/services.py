@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DatabaseError, transaction
+from django.db import connection as db_connection
 from django.utils import timezone
 
 from delivery.services import deliveries_create_for_message
-from devices.identity import identity_from_serial
+from devices.identity import DeviceIdentity, identity_from_serial
 from devices.models import Device
 from devices.services import DeviceConflict, device_for_identifiers, devices_mark_seen
 from ingest.errors import InvalidPack, NotJson
@@ -26,9 +27,9 @@ from ingest.models import Connection, Message, claim_keys
 from ingest.normalised import Parsed
 from ingest.storage import (
     ReadingRow,
+    Stored,
     claims_release_orphaned,
     first_claimant,
-    generic_plans_for_this_transaction,
     message_store,
     readings_insert,
 )
@@ -83,15 +84,11 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\u0000")
 
 
-def _devices_of(
-    *, connection: Connection, parsed: Parsed, serial_in_url: str, known: Device | None, seen_at: datetime
-) -> tuple[list[Device], int, list[Device]]:
-    """(devices by identity index, index of the default device, devices still to be marked seen).
+def _identities_of(*, parsed: Parsed, serial_in_url: str) -> tuple[list[DeviceIdentity], int]:
+    """(the identities of the devices a message's readings belong to, index of the default one).
 
-    Devices found or created here are marked seen at `seen_at` on the way; only the one
-    verification already found (a Digital Matter device key) is left to mark. Readings
-    that name no device belong to the device of the URL's serial, else to the
-    first device the message names. InvalidPack when a device cannot be found or made.
+    Readings that name no device belong to the device of the URL's serial, else to the
+    first device the message names. InvalidPack when there is no device at all.
     """
     identities = list(parsed.devices)
     default = 0
@@ -108,6 +105,19 @@ def _devices_of(
             raise InvalidPack(
                 "the message names no device: no name starts with urn:dev:<TYPE>:<ID>: and the URL has no serial"
             )
+    return identities, default
+
+
+def _devices_of(
+    *, connection: Connection, parsed: Parsed, serial_in_url: str, known: Device | None, seen_at: datetime
+) -> tuple[list[Device], int, list[Device]]:
+    """(devices by identity index, index of the default device, devices still to be marked seen).
+
+    Devices found or created here are marked seen at `seen_at` on the way; only the one
+    verification already found (a Digital Matter device key) is left to mark.
+    InvalidPack when a device cannot be found or made.
+    """
+    identities, default = _identities_of(parsed=parsed, serial_in_url=serial_in_url)
     devices, to_mark = [], []
     for identity in identities:
         if known is not None and len(identities) == 1:
@@ -129,10 +139,10 @@ def _devices_of(
     return devices, default, to_mark
 
 
-def _reading_rows(*, parsed: Parsed, devices: list[Device], default: int) -> list[ReadingRow]:
+def _reading_rows(*, parsed: Parsed, device_ids: list[int | None], default: int) -> list[ReadingRow]:
     return [
         ReadingRow(
-            device_id=devices[default if reading.device is None else reading.device].pk,
+            device_id=device_ids[default if reading.device is None else reading.device],
             name=reading.name,
             unit=reading.unit,
             kind=reading.kind,
@@ -233,7 +243,14 @@ def _message_store_claimed(
 ) -> IngestResult:
     """Normalise and store the message in one transaction; _Duplicate (all rolled back) when a claim is taken."""
     with transaction.atomic():
-        generic_plans_for_this_transaction()
+        if parsed is not None and known is None:
+            stored = _message_store_one_device(message=message, connection=connection, parsed=parsed, keys=keys)
+            if stored is not None:
+                if not stored.claimed:
+                    raise _Duplicate
+                return IngestResult(
+                    message_id=message.pk, status=message.status, readings=message.readings_count, error=""
+                )
         devices, default, to_mark = [], 0, []
         if parsed is not None:
             try:
@@ -246,12 +263,35 @@ def _message_store_claimed(
         message.error = error = _storable(error)
         if error:
             message.readings_count = 0
-        readings = [] if error else _reading_rows(parsed=parsed, devices=devices, default=default)
+        readings = [] if error else _reading_rows(parsed=parsed, device_ids=[d.pk for d in devices], default=default)
         if not message_store(message=message, readings=readings, claim_keys=keys).claimed:
             raise _Duplicate
         if not error:
             devices_mark_seen(devices=to_mark, seen_at=message.received_at)
     return IngestResult(message_id=message.pk, status=message.status, readings=message.readings_count, error=error)
+
+
+def _message_store_one_device(*, message: Message, connection: Connection, parsed: Parsed, keys: list) -> Stored | None:
+    """The common case in one statement: all the readings belong to one device that exists.
+
+    None when it is not that case (nothing was written): the caller takes the general way,
+    which also creates devices and stores the reason a message is invalid.
+    """
+    if db_connection.vendor != "postgresql":
+        return None
+    try:
+        identities, _default = _identities_of(parsed=parsed, serial_in_url=message.serial_in_url)
+    except InvalidPack:
+        return None
+    if len(identities) != 1:
+        return None
+    message.status = Message.Status.ACCEPTED
+    message.error = ""
+    message.skipped = [_storable(entry) for entry in parsed.skipped]
+    message.readings_count = len(parsed.readings)
+    readings = _reading_rows(parsed=parsed, device_ids=[None], default=0)
+    stored = message_store(message=message, readings=readings, claim_keys=keys, device_lookup=identities[0])
+    return stored if stored.device_id is not None else None
 
 
 def message_reprocess(*, message: Message) -> Message:
@@ -282,7 +322,10 @@ def message_reprocess(*, message: Message) -> Message:
         message.status = Message.Status.ACCEPTED
         message.error = ""
         message.save(update_fields=["status", "error", "device", "skipped", "readings_count"])
-        readings_insert(message=message, readings=_reading_rows(parsed=parsed, devices=devices, default=default))
+        readings_insert(
+            message=message,
+            readings=_reading_rows(parsed=parsed, device_ids=[d.pk for d in devices], default=default),
+        )
         devices_mark_seen(devices=to_mark, seen_at=message.received_at)
         deliveries_create_for_message(message=message)
     return message

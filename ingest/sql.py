@@ -10,7 +10,7 @@ write and the instances they return are the ORM's. They work on PostgreSQL and S
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from django.db import connection as db_connection
@@ -51,7 +51,7 @@ def instance_from_row(model: type[M], row: Sequence) -> M:
     return model.from_db(db_connection.alias, attnames, values)
 
 
-def fetch_instances(model: type[M], sql: str, params: Sequence) -> list[M]:
+def fetch_instances(model: type[M], sql: str, params: Sequence | Mapping) -> list[M]:
     """Instances of the rows `sql` returns; it must select (or return) `select_columns(model)`."""
     with db_connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -26,7 +26,9 @@ from django.utils import timezone
 
 from delivery.doorbell import doorbell_ring_on_commit
 from delivery.services import deliveries_create_for_message, deliveries_create_params, deliveries_create_sql
+from devices.identity import DeviceIdentity
 from devices.models import Reading
+from devices.services import device_seen_params, device_seen_sql
 from ingest.models import DUPLICATE_WINDOW, Message, MessageClaim
 from ingest.sql import insert_instance, insert_rows
 
@@ -64,34 +66,46 @@ def _message_fields() -> tuple:
 
 
 @functools.cache
-def _store_sql() -> str:
+def _store_sql(device_lookup: tuple[str, ...] = ()) -> str:
+    """The statement that stores a message; with `device_lookup` (the fields of the one device
+    its readings belong to) it also finds that device and marks it seen, and stores nothing
+    at all when there is no such device."""
     quote = db_connection.ops.quote_name
     fields = _message_fields()
     message_columns = ", ".join(quote(field.column) for field in fields)
-    message_values = ", ".join(f"%(m_{field.column})s" for field in fields)
+    if device_lookup:
+        device = f"device AS ({device_seen_sql(device_lookup, 'id')}),"
+        found, device_id, reading_device, readings_from = (
+            "EXISTS (SELECT 1 FROM device)", "(SELECT id FROM device)", "device.id", ", device"
+        )  # fmt: skip
+    else:
+        device, found, device_id, reading_device, readings_from = "", "TRUE", "NULL", 'r."device"', ""
+    message_values = ", ".join(
+        device_id if device_lookup and field.attname == "device_id" else f"%(m_{field.column})s" for field in fields
+    )
     reading_table = quote(Reading._meta.db_table)
     reading_columns = ", ".join(quote(Reading._meta.get_field(name).column) for name in READING_COLUMNS)
     record = ", ".join(f"{quote(name)} {sql_type}" for name, sql_type in READING_RECORD)
     claims = quote(MessageClaim._meta.db_table)
     # Identifiers come from the models; every value is a parameter.
     return f"""
-        WITH claim AS (
+        WITH {device} claim AS (
             INSERT INTO {claims} (key, message_id, claimed_at)
-            SELECT key, %(message)s, %(m_received_at)s FROM unnest(%(claim_keys)s::uuid[]) AS key
+            SELECT key, %(message)s, %(m_received_at)s FROM unnest(%(claim_keys)s::uuid[]) AS key WHERE {found}
             ON CONFLICT (key) DO UPDATE SET message_id = EXCLUDED.message_id, claimed_at = EXCLUDED.claimed_at
             WHERE {claims}.claimed_at < %(claims_before)s
             RETURNING 1
         ), message AS (
-            INSERT INTO {quote(Message._meta.db_table)} ({message_columns}) VALUES ({message_values})
+            INSERT INTO {quote(Message._meta.db_table)} ({message_columns}) SELECT {message_values} WHERE {found}
         ), readings AS (
             INSERT INTO {reading_table} ({reading_columns})
-            SELECT %(tenant)s, r."device", %(message)s, r."name", r."unit", r."kind", r."value", r."sum", r."time"
-            FROM json_to_recordset(%(readings)s::json) AS r({record})
+            SELECT %(tenant)s, {reading_device}, %(message)s, r."name", r."unit", r."kind", r."value", r."sum", r."time"
+            FROM json_to_recordset(%(readings)s::json) AS r({record}){readings_from}
         ), deliveries AS (
-            {deliveries_create_sql(condition="%(accepted)s")}
+            {deliveries_create_sql(condition=f"%(accepted)s AND {found}")}
             RETURNING 1
         )
-        SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM deliveries)
+        SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM deliveries), {device_id}
     """  # noqa: S608
 
 
@@ -117,13 +131,16 @@ def readings_insert(*, message: Message, readings: Sequence[ReadingRow]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What `message_store` did: whether the message took all its claims, and how many deliveries it made.
+    """What `message_store` did: whether the message took all its claims, how many deliveries
+    it made, and the id of the device it looked up (None: it had none to look up, or found none).
 
-    When `claimed` is False another message holds a claim: the caller must roll back.
+    When `claimed` is False another message holds a claim, or the device looked up does not
+    exist: the caller must roll back, or (no device) store the message another way.
     """
 
     claimed: bool
     deliveries: int
+    device_id: int | None = None
 
 
 def _claims_take_portable(*, message: Message, keys: Sequence) -> bool:
@@ -137,28 +154,32 @@ def _claims_take_portable(*, message: Message, keys: Sequence) -> bool:
     return True
 
 
-def generic_plans_for_this_transaction() -> None:
-    """Let PostgreSQL reuse its plans of the prepared statements of this transaction.
-
-    The portal plans every statement for its actual values (plan_cache_mode is
-    force_custom_plan: see the settings). Ingest's statements are writes and lookups by
-    unique keys whose plan does not depend on the values, and planning the store
-    statement anew cost about 1 ms of PostgreSQL CPU a message (bench: 2.4-3.3 ms a
-    message with custom plans, 1.35-1.8 ms with generic ones) for one more round trip.
-    """
-    if db_connection.vendor == "postgresql":
-        with db_connection.cursor() as cursor:
-            cursor.execute("SET LOCAL plan_cache_mode = auto")
+# The portal plans every statement for its actual values (plan_cache_mode is
+# force_custom_plan: see the settings). Ingest's store statement writes rows and looks up
+# unique keys, whose plan does not depend on the values; planning it anew for every
+# message cost about 1 ms of PostgreSQL CPU (bench: 2.4-3.3 ms a message with custom
+# plans, 1.35-1.8 ms with generic ones).
+GENERIC_PLANS = "SET LOCAL plan_cache_mode = auto"
 
 
-def message_store(*, message: Message, readings: Sequence[ReadingRow], claim_keys: Sequence) -> Stored:
+def message_store(
+    *,
+    message: Message,
+    readings: Sequence[ReadingRow],
+    claim_keys: Sequence,
+    device_lookup: DeviceIdentity | None = None,
+) -> Stored:
     """INSERT the new message's claims, the message, its readings and (when it is accepted) its deliveries.
 
-    The caller's transaction holds it all and must roll back when the result is not
-    `claimed`; workers are told after it commits.
+    With `device_lookup` (PostgreSQL only) the readings' device is the one it names, found and
+    marked seen by the same statement: when there is none, nothing is written and the
+    result says so (`device_id` None). The caller's transaction holds it all and must roll
+    back when the result is not `claimed`; workers are told after it commits.
     """
     accepted = message.status == Message.Status.ACCEPTED
     if db_connection.vendor != "postgresql":
+        if device_lookup is not None:
+            raise ValueError("a message's device is looked up in its store statement on PostgreSQL only")
         if not _claims_take_portable(message=message, keys=claim_keys):
             return Stored(claimed=False, deliveries=0)
         insert_instance(message)
@@ -173,16 +194,29 @@ def message_store(*, message: Message, readings: Sequence[ReadingRow], claim_key
     params["claim_keys"] = list(claim_keys)
     params["claims_before"] = message.received_at - DUPLICATE_WINDOW
     params["readings"] = _readings_json(readings)
+    lookup = ()
+    if device_lookup is not None:
+        lookup = tuple(name for name, _value in device_lookup.lookup)
+        params.update(
+            device_seen_params(tenant_id=message.tenant_id, identity=device_lookup, seen_at=message.received_at)
+        )
     with db_connection.cursor() as cursor:
-        cursor.execute(_store_sql(), params)
-        taken, created = cursor.fetchone()
-    if taken < len(claim_keys):
+        # One round trip for both: the plan mode must be set before the statement is planned.
+        with db_connection.connection.pipeline():
+            cursor.execute(GENERIC_PLANS)
+            cursor.execute(_store_sql(lookup), params)
+        taken, created, device_id = cursor.fetchone()
+    if lookup and device_id is None:
         return Stored(claimed=False, deliveries=0)
+    if taken < len(claim_keys):
+        return Stored(claimed=False, deliveries=0, device_id=device_id)
     message._state.adding = False
     message._state.db = db_connection.alias
+    if device_id is not None:
+        message.device_id = device_id
     if created:
         doorbell_ring_on_commit()
-    return Stored(claimed=True, deliveries=created)
+    return Stored(claimed=True, deliveries=created, device_id=device_id)
 
 
 def first_claimant(claim_keys: Sequence, *, received_at: datetime) -> Message | None:

@@ -120,6 +120,16 @@ def test_a_known_device_is_found_and_its_last_seen_moves_on(http, kpn):
     assert device.last_seen_at == Message.objects.get().received_at and device.custom1 == "site-7"
 
 
+def test_a_late_message_never_moves_a_devices_last_seen_back(http, kpn):
+    later = timezone.now() + timedelta(hours=1)
+    device = Device.objects.create(tenant=kpn.tenant, dev_eui=DEVEUI, last_seen_at=later)
+    response = http.post(url(kpn), content=BODY, headers=kpn_headers(BODY))
+    assert response.status_code == 200
+    device.refresh_from_db()
+    assert device.last_seen_at == later
+    assert set(Reading.objects.values_list("device_id", flat=True)) == {device.pk}
+
+
 def test_the_message_gets_a_delivery_per_destination_in_the_same_commit(http, kpn):
     Destination.objects.create(tenant=kpn.tenant, name="sink", url="https://sink.example/in")
     response = http.post(url(kpn), content=BODY, headers=kpn_headers(BODY))
