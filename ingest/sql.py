@@ -10,13 +10,14 @@ write and the instances they return are the ORM's. They work on PostgreSQL and S
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from django.db import InterfaceError, OperationalError, models
 from django.db import connection as db_connection
-from django.db import models
 
 M = TypeVar("M", bound=models.Model)
+T = TypeVar("T")
 
 
 def select_columns(model: type[models.Model]) -> str:
@@ -56,6 +57,28 @@ def fetch_instances(model: type[M], sql: str, params: Sequence | Mapping) -> lis
     with db_connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [instance_from_row(model, row) for row in cursor.fetchall()]
+
+
+def first_query_checks_connection(run: Callable[[], T]) -> T:
+    """`run()`, the request's first query, with no health check before it: a connection the
+    server closed meanwhile fails that query instead, and it runs once more on a new one.
+
+    Django's CONN_HEALTH_CHECKS sends a `SELECT 1` before the first query of every request:
+    a round trip and a statement on each webhook request, for a connection that is almost
+    always fine. Outside a transaction the first query can simply be retried.
+    """
+    database = db_connection
+    checked = database.connection is None or database.health_check_done or not database.health_check_enabled
+    if checked or database.in_atomic_block:
+        return run()
+    database.health_check_done = True
+    try:
+        return run()
+    except (OperationalError, InterfaceError):
+        if database.is_usable():
+            raise  # the query failed, not the connection
+        database.close()
+        return run()
 
 
 def insert_rows(model: type[models.Model], field_names: Sequence[str], rows: Iterable[Sequence]) -> int:

@@ -85,6 +85,30 @@ def test_a_commit_that_fails_answers_503_with_retry_after_and_keeps_nothing(clie
     assert messages_seen_from_outside() == 0
 
 
+def test_a_connection_the_server_closed_between_requests_is_replaced_and_the_next_request_stored(http, kpn):
+    # Over the live server: Django's test client leaves out the per-request connection
+    # housekeeping this is about. Ingest skips Django's SELECT 1 before each request; its
+    # first query finds the dead connection instead, and runs again on a new one.
+    assert http.post(f"/ingest/{kpn.pk}/", content=BODY, headers=kpn_headers(BODY)).status_code == 200
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        ours = cursor.fetchone()[0]
+    with second_connection() as admin:
+        # Every connection to the test database but this test's own and the admin's: the server's.
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid NOT IN (%s, pg_backend_pid())",
+            [ours],
+        ).fetchone()[0]
+    assert ended >= 1
+
+    other = senml({"n": "temperature", "u": "Cel", "v": 22.5})
+    response = http.post(f"/ingest/{kpn.pk}/", content=other, headers=kpn_headers(other))
+
+    assert response.status_code == 200, response.text
+    assert messages_seen_from_outside() == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_database_that_cannot_be_reached_answers_503_with_retry_after(client, kpn):
     # Given: the database's port refuses connections (a port we bound, then freed).
