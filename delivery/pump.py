@@ -253,6 +253,42 @@ class Claimed:
         return f"msg_{self.id.hex}"
 
 
+# Failures where the receiver gave no HTTP answer at all.
+NOT_ANSWERING = frozenset({"timeout", "connection", "tls", "protocol"})
+
+
+class DestinationAllowance:
+    """How many requests this worker process keeps in flight to each destination.
+
+    Full width (DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION) until a request gets no answer at
+    all (a timeout, a refused or broken connection); then one at a time, and each answer
+    doubles the width back. Every request to a hanging receiver holds its connection
+    until the timeout and is then dropped, so sending it a backlog at full width costs a
+    TLS handshake and a slot a request, gains nothing, and piles onto a server in trouble.
+    """
+
+    def __init__(self) -> None:
+        self._narrowed: dict[uuid.UUID, int] = {}
+
+    def narrowed(self) -> dict[uuid.UUID, int]:
+        """The destinations below full width, with their width."""
+        return dict(self._narrowed)
+
+    def outcome(self, destination_id: uuid.UUID, outcome: Outcome) -> None:
+        if not outcome.answered and outcome.error_class in NOT_ANSWERING:
+            self._narrowed[destination_id] = 1
+        elif outcome.answered and destination_id in self._narrowed:
+            wider = self._narrowed[destination_id] * 2
+            if wider >= settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION:
+                del self._narrowed[destination_id]
+            else:
+                self._narrowed[destination_id] = wider
+
+
+# One per worker process: it outlives each run of the pump, like the engine's clients.
+_allowance = DestinationAllowance()
+
+
 def due_deliveries(now: dt.datetime):
     """Pending, due, not held by a live claim, of an enabled destination; oldest first."""
     return (
@@ -263,16 +299,27 @@ def due_deliveries(now: dt.datetime):
 
 
 def deliveries_claim(
-    *, limit: int, busy: Counter | None = None, exclude: set[uuid.UUID] | None = None
+    *,
+    limit: int,
+    busy: Counter | None = None,
+    exclude: set[uuid.UUID] | None = None,
+    narrowed: dict[uuid.UUID, int] | None = None,
 ) -> list[Claimed]:
-    """Claim up to `limit` due deliveries, at most the free slots of each destination."""
+    """Claim up to `limit` due deliveries, at most the free slots of each destination.
+
+    A destination has DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION slots, or its width in
+    `narrowed`; `busy` are the slots already taken.
+    """
     busy = busy or Counter()
+    narrowed = narrowed or {}
     per_destination = settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION
-    full = [d for d, n in busy.items() if n >= per_destination] + list(exclude or ())
+    free = {d: narrowed.get(d, per_destination) - busy[d] for d in {*busy, *narrowed}}
+    full = [d for d, n in free.items() if n <= 0] + list(exclude or ())
     now = timezone.now()
     token = uuid.uuid4()
     if connection.vendor == "postgresql":
-        return _claim_postgresql(limit=limit, busy=busy, full=full, now=now, token=token)
+        partly = {d: n for d, n in free.items() if n > 0}
+        return _claim_postgresql(limit=limit, free=partly, full=full, now=now, token=token)
     with transaction.atomic():
         rows = list(
             due_deliveries(now)
@@ -285,7 +332,7 @@ def deliveries_claim(
         kept = []
         lease = 0
         for row in rows:
-            if busy[row[1]] + taken[row[1]] >= per_destination:
+            if taken[row[1]] >= free.get(row[1], per_destination):
                 continue
             taken[row[1]] += 1
             kept.append(row)
@@ -305,7 +352,7 @@ def deliveries_claim(
 
 
 def _claim_postgresql(
-    *, limit: int, busy: Counter, full: list[uuid.UUID], now: dt.datetime, token: uuid.UUID
+    *, limit: int, free: dict[uuid.UUID, int], full: list[uuid.UUID], now: dt.datetime, token: uuid.UUID
 ) -> list[Claimed]:
     """The claim as one statement: lock due rows (SKIP LOCKED), keep each destination's
     free slots, stamp lease and token, return them. One round trip instead of four.
@@ -314,8 +361,8 @@ def _claim_postgresql(
     at most 30 s; twice that for OAuth2, which may fetch a token) plus a margin.
     """
     per_destination = settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION
-    busy_ids = [d for d, n in busy.items() if n < per_destination]
-    busy_free = [per_destination - busy[d] for d in busy_ids]
+    busy_ids = list(free)
+    busy_free = [free[d] for d in busy_ids]
     delivery, destination = Delivery._meta.db_table, Destination._meta.db_table
     sql = f"""
         WITH candidates AS (
@@ -717,7 +764,7 @@ def deliveries_run(
         limit = 0
         if len(in_flight) < capacity and (draining is None or draining):
             limit = min(capacity - len(in_flight), settings.DELIVERY_BATCH_SIZE)
-            claimed = deliveries_claim(limit=limit, busy=busy, exclude=held_back)
+            claimed = deliveries_claim(limit=limit, busy=busy, exclude=held_back, narrowed=_allowance.narrowed())
         if claimed:
             last_work = now
             stats.claimed += len(claimed)
@@ -738,7 +785,8 @@ def deliveries_run(
                 time.sleep(0.002)  # let a few more finish, to write them in one go
                 done = [f for f in in_flight if f.done()]
                 results = _collect(in_flight, done)
-                for item, _, _ in results:
+                for item, _, outcome in results:
+                    _allowance.outcome(item.destination_id, outcome)
                     busy[item.destination_id] -= 1
                     if busy[item.destination_id] <= 0:
                         del busy[item.destination_id]

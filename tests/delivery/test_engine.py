@@ -9,13 +9,15 @@ import hashlib
 import json
 import ssl
 import threading
+import uuid
 
 import pytest
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from delivery.engine import Outcome
 from delivery.models import Delivery, DeliveryAttempt, Destination
-from delivery.pump import RETRY_WAITS, deliveries_claim
+from delivery.pump import RETRY_WAITS, DestinationAllowance, deliveries_claim
 from delivery.request import user_agent
 from portal.fields import SealedSecret
 from portal.secrets import Actor, secret_rotate, whsec_form
@@ -451,6 +453,65 @@ def test_a_hanging_destination_does_not_hold_up_another(sink_factory, make_desti
     last_healthy = max(r.received_at for r in received)
     first_timeout = min(a.started_at.timestamp() + a.duration_ms / 1000 for a in hung)
     assert last_healthy < first_timeout
+
+
+def test_a_destination_that_stops_answering_gets_one_request_at_a_time(
+    sink_factory, make_destination, make_message, settings
+):
+    settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION = 4
+    hanging = sink_factory()
+    hanging.default = Answer(hang=True)
+    destination = make_destination(hanging.url("/hang"), timeout_seconds=1)
+    for _ in range(12):
+        make_message()
+
+    # About 2-3 s: the first four time out after 1 s, then one goes out a second at a time.
+    run_engine(seconds=2.5, idle_seconds=0.1)
+
+    assert 5 <= len(hanging.requests) <= 7
+    assert Delivery.objects.filter(destination=destination, attempts_count=0).count() >= 5
+
+    # Once it answers again, everything waiting goes out.
+    hanging.default = Answer()
+    Delivery.objects.filter(destination=destination).update(next_attempt_at=timezone.now())
+    run_engine()
+    assert Delivery.objects.filter(destination=destination, status="succeeded").count() == 12
+
+
+def outcome_of(*, status_code: int | None = None, error_class: str = "") -> Outcome:
+    return Outcome(
+        delivery_id=uuid.uuid4(),
+        claim_token=None,
+        started_at=timezone.now(),
+        duration_ms=1,
+        status_code=status_code,
+        error_class=error_class,
+    )
+
+
+@pytest.mark.parametrize("error_class", ["timeout", "connection", "tls", "protocol"])
+def test_no_answer_narrows_a_destination_to_one_and_each_answer_doubles_it_back(error_class, settings):
+    settings.DELIVERY_MAX_IN_FLIGHT_PER_DESTINATION = 16
+    allowance, destination = DestinationAllowance(), uuid.uuid4()
+
+    allowance.outcome(destination, outcome_of(error_class=error_class))
+    widths = [allowance.narrowed().get(destination)]
+    for _ in range(4):
+        allowance.outcome(destination, outcome_of(status_code=500, error_class="status"))
+        widths.append(allowance.narrowed().get(destination))
+
+    assert widths == [1, 2, 4, 8, None]  # None: back to full width
+
+
+@pytest.mark.parametrize(
+    ("status_code", "error_class"), [(200, ""), (503, "status"), (None, "url_refused"), (None, "auth")]
+)
+def test_an_answer_or_a_refusal_of_our_own_leaves_the_width_alone(status_code, error_class):
+    allowance = DestinationAllowance()
+
+    allowance.outcome(uuid.uuid4(), outcome_of(status_code=status_code, error_class=error_class))
+
+    assert allowance.narrowed() == {}
 
 
 @pytest.mark.django_db(transaction=True)
