@@ -1,7 +1,8 @@
 """Django admin for platform staff: devices (CUSTOM1-3 editable in the list) and readings (read-only).
 
 The device key is write-only: set through a password field that is never filled in,
-shown only as "key set".
+shown only as "key set". As in the API and the portal, a device must have an identity
+(devices.validation); one stored without (before that rule) stays editable otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.contrib import admin
 from devices.identity import default_urn, identifier_error, normalise_identifier
 from devices.models import IDENTIFIER_FIELDS, Device, Reading
 from devices.services import MIN_AUTH_KEY_LENGTH
+from devices.validation import IDENTITY_FIELDS, NO_IDENTITY, device_identity_refused
 from portal.secrets import Actor, secret_set
 
 
@@ -50,6 +52,12 @@ class DeviceForm(forms.ModelForm):
                     self.add_error(name, problem[0].upper() + problem[1:] + ".")
                 else:
                     cleaned[name] = normalise_identifier(name, value)
+        # A malformed identifier is answered beside its field; "give one" would mislead.
+        if not any(name in self.errors for name in IDENTITY_FIELDS):
+            after = {name: cleaned.get(name) for name in IDENTITY_FIELDS}
+            # The instance still holds the stored fields: the form's are put on it after clean().
+            if device_identity_refused(values=after, device=self.instance):
+                raise forms.ValidationError(NO_IDENTITY)
         return cleaned
 
 

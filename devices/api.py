@@ -12,9 +12,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from devices.identity import DEVICE_URN, canonical_urn
-from devices.models import IDENTIFIER_FIELDS, Device
+from devices.models import Device
 from devices.services import MIN_AUTH_KEY_LENGTH, NotCsv, device_create, device_update, devices_import_csv
-from devices.validation import NO_IDENTIFIER, TAKEN, device_has_identity, device_identifiers_check
+from devices.validation import (
+    IDENTITY_FIELDS,
+    NO_IDENTIFIER,
+    TAKEN,
+    device_identifiers_check,
+    device_identity_refused,
+)
 from portal.api import TenantScopedViewSet
 from portal.secrets import Actor
 
@@ -69,7 +75,7 @@ class DeviceSerializer(serializers.ModelSerializer):
     def validate(self, attrs: dict) -> dict:
         checked = device_identifiers_check(
             tenant=self.context["request"].tenant_context.tenant,
-            values={name: attrs.get(name) for name in (*IDENTIFIER_FIELDS, "urn")},
+            values={name: attrs.get(name) for name in IDENTITY_FIELDS},
             device=self.instance,
         )
         attrs.update(checked.normalised)
@@ -82,9 +88,9 @@ class DeviceSerializer(serializers.ModelSerializer):
                     for name, problem in checked.problems.items()
                 }
             )
-        # An update keeps the fields it does not give: none may leave the device without an identity.
-        after = {name: attrs.get(name, getattr(self.instance, name, "")) for name in (*IDENTIFIER_FIELDS, "urn")}
-        if not device_has_identity(after):
+        # An update keeps the fields it does not give.
+        after = {name: attrs.get(name, getattr(self.instance, name, "")) for name in IDENTITY_FIELDS}
+        if device_identity_refused(values=after, device=self.instance):
             raise serializers.ValidationError(NO_IDENTIFIER)
         return attrs
 

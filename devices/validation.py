@@ -1,6 +1,6 @@
 """The rules a device's identifiers must meet when saved: the format of each, that no
-other device of the tenant has it, and that the device has one at all. The API serializer
-and the portal's device form call this and word the answer for their readers.
+other device of the tenant has it, and that the device has one at all. The API serializer,
+the portal's device form and the admin's call this and word the answer for their readers.
 """
 
 from __future__ import annotations
@@ -15,9 +15,15 @@ from portal.models import Tenant
 # The problem of an identifier another device of the tenant already has.
 TAKEN = "taken"
 
+# The fields a device is found by: its identifiers and its urn.
+IDENTITY_FIELDS = (*IDENTIFIER_FIELDS, "urn")
+
 _LABELS = [str(Device._meta.get_field(name).verbose_name) for name in IDENTIFIER_FIELDS]
+_ONE_OF = f"at least one of {', '.join(_LABELS[:-1])} or {_LABELS[-1]}"
 # The answer to a device without an identity (see device_has_identity).
-NO_IDENTIFIER = f"Give the device at least one of {', '.join(_LABELS[:-1])} or {_LABELS[-1]}."
+NO_IDENTIFIER = f"Give the device {_ONE_OF}."
+# The same, where the urn is edited too (the admin).
+NO_IDENTITY = f"Give the device {_ONE_OF}, or a URN of another type (such as urn:dev:MAC:…:)."
 
 
 @dataclass(frozen=True)
@@ -66,3 +72,18 @@ def device_has_identity(values: Mapping[str, str | None]) -> bool:
         return True
     match = DEVICE_URN.match(values.get("urn") or "")
     return bool(match) and match.group(1).upper() not in URN_TYPE_FIELDS
+
+
+def device_identity_refused(*, values: Mapping[str, str | None], device: Device | None = None) -> bool:
+    """Whether a save leaving `device` (None or unsaved: a new one) with these identity fields
+    must be refused: it has no identity (device_has_identity) and is new or changes them.
+
+    `values` are all of IDENTITY_FIELDS as they would be saved. A device stored without
+    an identity (before the rule) keeps being editable: refusing a change of its name would
+    not give it one, while a change of its identifiers must.
+    """
+    if device_has_identity(values):
+        return False
+    if device is None or device.pk is None:
+        return True
+    return any((values.get(name) or "") != (getattr(device, name) or "") for name in IDENTITY_FIELDS)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from devices import services as device_services
 from devices.models import IDENTIFIER_FIELDS, Device, Reading
-from devices.validation import NO_IDENTIFIER, TAKEN, device_has_identity, device_identifiers_check
+from devices.validation import NO_IDENTIFIER, TAKEN, device_identifiers_check, device_identity_refused
 from ingest.models import Message
 from portal.pages.base import editor_page, tenant_page
 from portal.pages.secrets_forms import SecretInput
@@ -79,7 +79,8 @@ class DeviceForm(forms.ModelForm):
             if problem != TAKEN:
                 self.add_error(name, f"{Device._meta.get_field(name).verbose_name} {problem}.")
         # The urn is not edited here; a device messages name by one (KPN's MAC, …) keeps it.
-        if not device_has_identity({**{f: data.get(f) for f in IDENTIFIER_FIELDS}, "urn": self.instance.urn}):
+        after = {**{f: data.get(f) for f in IDENTIFIER_FIELDS}, "urn": self.instance.urn}
+        if device_identity_refused(values=after, device=self.instance):
             raise forms.ValidationError(NO_IDENTIFIER)
         for name in taken:
             self.add_error(name, f"Another device of this tenant has this {Device._meta.get_field(name).verbose_name}.")

@@ -1,4 +1,4 @@
-"""The Django admin of devices (CUSTOM1-3 editable in the list, key write-only) and readings (read-only)."""
+"""The Django admin of devices (an identity required, CUSTOM1-3 editable in the list, key write-only) and readings."""
 
 from __future__ import annotations
 
@@ -76,3 +76,54 @@ def test_readings_are_read_only(staff_client, acme):
     page = staff_client.get(f"/admin/devices/reading/{reading.pk}/change/").content.decode()
     assert "temperature" in page and 'name="_save"' not in page
     assert staff_client.get("/admin/devices/reading/add/").status_code == 403
+
+
+NO_IDENTITY = "Give the device at least one of serial, IMEI, ICCID or DevEUI, or a URN of another type"
+
+
+def test_a_device_without_any_identifier_is_refused_in_the_admin(staff_client, acme):
+    form = {"tenant": acme.pk, "name": "pump 7", "custom1": "plant-7", "tags": "[]"}
+
+    response = staff_client.post("/admin/devices/device/add/", form)
+
+    assert response.status_code == 200 and NO_IDENTITY in response.content.decode()
+    assert not Device.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("urn", "saved"),
+    [
+        ("urn:dev:MAC:0024befffe804ff1:", True),
+        # Messages naming urn:dev:SERIAL:SN-1: look up the serial field, which this device would lack.
+        ("urn:dev:SERIAL:SN-1:", False),
+    ],
+)
+def test_a_device_named_only_by_a_urn_is_saved_in_the_admin_when_messages_look_it_up_by_that_urn(
+    staff_client, acme, urn, saved
+):
+    response = staff_client.post("/admin/devices/device/add/", {"tenant": acme.pk, "urn": urn, "tags": "[]"})
+
+    assert (response.status_code == 302) is saved
+    assert Device.objects.filter(urn=urn).exists() is saved
+
+
+def test_blanking_the_last_identifier_is_refused_in_the_admin(staff_client, acme):
+    device = Device.objects.create(tenant=acme, serial="SN-1")
+
+    response = staff_client.post(f"/admin/devices/device/{device.pk}/change/", {"tenant": acme.pk, "tags": "[]"})
+
+    assert response.status_code == 200 and NO_IDENTITY in response.content.decode()
+    device.refresh_from_db()
+    assert device.serial == "SN-1"
+
+
+def test_a_device_stored_without_an_identifier_keeps_being_editable_in_the_admin(staff_client, acme):
+    # Stored before the rule existed: refusing an unrelated change would not give it an identity.
+    device = Device.objects.create(tenant=acme, name="pump 7")
+    form = {"tenant": acme.pk, "name": "pump 7", "custom1": "plant-7", "tags": "[]"}
+
+    response = staff_client.post(f"/admin/devices/device/{device.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    device.refresh_from_db()
+    assert device.custom1 == "plant-7"

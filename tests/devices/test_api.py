@@ -160,3 +160,44 @@ def test_a_device_created_by_its_first_message_with_only_a_urn_can_be_patched(bo
     assert response.status_code == 200, response.json()
     device.refresh_from_db()
     assert device.custom1 == "plant-7"
+
+
+@pytest.mark.parametrize("fields", [{"name": "pump 7"}, {"custom1": "plant-7"}, {"serial": "", "custom1": "plant-7"}])
+def test_a_device_stored_without_an_identifier_can_be_patched_when_its_identifiers_stay_as_they_are(
+    bob, api_as, acme, fields
+):
+    # Stored before the rule existed: refusing an unrelated change would not give it an identity.
+    device = Device.objects.create(tenant=acme)
+
+    response = api_as(bob).patch(f"/api/v1/devices/{device.pk}/", fields, format="json")
+
+    assert response.status_code == 200, response.json()
+    device.refresh_from_db()
+    assert {name: getattr(device, name) for name in fields} == fields
+
+
+def test_a_device_stored_without_an_identifier_can_be_put_back_as_it_was_read(bob, api_as, acme):
+    device = Device.objects.create(tenant=acme, name="pump 7")
+    client = api_as(bob)
+    representation = client.get(f"/api/v1/devices/{device.pk}/").json()
+
+    response = client.put(f"/api/v1/devices/{device.pk}/", {**representation, "custom1": "plant-7"}, format="json")
+
+    assert response.status_code == 200, response.json()
+    device.refresh_from_db()
+    assert device.custom1 == "plant-7"
+
+
+def test_a_change_to_the_identifiers_of_a_device_stored_without_one_must_give_it_one(bob, api_as, acme):
+    device = Device.objects.create(tenant=acme, urn="urn:dev:SERIAL:SN-1:")
+    client = api_as(bob)
+
+    # A SERIAL urn is looked up by the serial field, which the device still lacks.
+    still_none = client.patch(f"/api/v1/devices/{device.pk}/", {"urn": "urn:dev:SERIAL:SN-2:"}, format="json")
+    given = client.patch(f"/api/v1/devices/{device.pk}/", {"serial": "SN-2"}, format="json")
+
+    assert still_none.status_code == 400
+    assert still_none.json() == {"non_field_errors": ["Give the device at least one of serial, IMEI, ICCID or DevEUI."]}
+    assert given.status_code == 200
+    device.refresh_from_db()
+    assert (device.serial, device.urn) == ("SN-2", "urn:dev:SERIAL:SN-1:")

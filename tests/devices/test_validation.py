@@ -1,11 +1,17 @@
-"""devices/validation.py: the identifier rules the API and the portal's device form share."""
+"""devices/validation.py: the identifier rules the API, the portal's device form and the admin's share."""
 
 from __future__ import annotations
 
 import pytest
 
 from devices.models import Device
-from devices.validation import TAKEN, device_has_identity, device_identifiers_check
+from devices.validation import (
+    IDENTITY_FIELDS,
+    TAKEN,
+    device_has_identity,
+    device_identifiers_check,
+    device_identity_refused,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +44,23 @@ def test_an_identifier_of_another_device_of_the_tenant_is_taken_but_the_devices_
 )
 def test_a_device_has_an_identity_when_an_identifier_or_a_urn_of_another_type_names_it(values, identity):
     assert device_has_identity(values) is identity
+
+
+@pytest.mark.parametrize(
+    ("stored", "values", "refused"),
+    [
+        (None, {"serial": ""}, True),
+        ({"serial": "S1"}, {"serial": ""}, True),
+        ({"urn": "urn:dev:MAC:0024befffe804ff1:"}, {"urn": ""}, True),
+        ({"serial": "S1"}, {"serial": "", "imei": "353785720001234"}, False),
+        # Stored without an identity (before the rule): only a change of identifiers must give it one.
+        ({}, {"serial": ""}, False),
+        ({}, {"urn": "urn:dev:SERIAL:S1:"}, True),
+        ({}, {"serial": "S1"}, False),
+    ],
+)
+def test_a_save_is_refused_for_no_identity_when_it_is_new_or_changes_the_identifiers(acme, stored, values, refused):
+    device = None if stored is None else Device.objects.create(tenant=acme, **stored)
+    after = {name: values.get(name, getattr(device, name, "")) for name in IDENTITY_FIELDS}
+
+    assert device_identity_refused(values=after, device=device) is refused

@@ -132,3 +132,22 @@ def test_a_device_messages_name_only_by_its_urn_can_be_edited(acme, bob, page_as
     assert response.status_code == 302
     device.refresh_from_db()
     assert (device.custom1, device.urn) == ("plant-7", "urn:dev:MAC:0024befffe804ff1:")
+
+
+@pytest.mark.django_db
+def test_a_device_stored_without_an_identifier_keeps_its_custom_fields_editable(acme, bob, page_as):
+    # Stored before the rule existed: refusing an unrelated change would not give it an identity.
+    device = Device.objects.create(tenant=acme, name="pump 7")
+    response = page_as(bob).post(f"/devices/{device.pk}/edit/", {"name": "pump 7", "custom1": "plant-7"})
+    assert response.status_code == 302
+    device.refresh_from_db()
+    assert device.custom1 == "plant-7"
+
+
+@pytest.mark.django_db
+def test_blanking_the_last_identifier_is_refused(acme_data, bob, page_as):
+    device = acme_data.device
+    html = page_as(bob).post(f"/devices/{device.pk}/edit/", {"serial": "", "custom1": "a"}).content.decode()
+    assert "Give the device at least one of serial, IMEI, ICCID or DevEUI." in html
+    device.refresh_from_db()
+    assert (device.serial, device.custom1) == ("ACME-0001", "")
