@@ -1,8 +1,8 @@
 """Django admin for platform staff: tenants, members, API keys and the secret audit log.
 
 No secret and no key hash is ever shown: encrypted fields are not editable, and
-`key_hash` is excluded. As in the portal, a tenant never loses its last admin: not by a
-membership changed, deleted or edited inline, nor by deleting its user.
+`key_hash` is excluded. As in the portal, a tenant never loses its last active admin: not
+by a membership changed, deleted or edited inline, nor by deleting or deactivating its user.
 """
 
 from collections.abc import Iterable
@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.forms.models import BaseInlineFormSet
@@ -112,8 +113,20 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = [MembershipInline, TenantSettingsInline]
 
 
+class UserAdminChangeForm(UserChangeForm):
+    def clean(self):
+        cleaned = super().clean()
+        # Deactivating is refused like deleting; editing a user who is already inactive is not.
+        if "is_active" in self.changed_data and not cleaned.get("is_active"):
+            refusal = _last_admin_refusal(Membership.objects.filter(user=self.instance).select_related("tenant"))
+            if refusal:
+                self.add_error("is_active", refusal)
+        return cleaned
+
+
 @admin.register(User)
 class UserAdmin(KeepsTenantAdmins, DjangoUserAdmin):
+    form = UserAdminChangeForm
     ordering = ["email"]
     list_display = ["email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
     search_fields = ["email", "first_name", "last_name"]

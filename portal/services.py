@@ -1,7 +1,7 @@
 """Tenants, members and API keys: the writes.
 
 Members: an invited stranger becomes a user with an unusable password and gets a
-one-time link to set one; a tenant never loses its last admin.
+one-time link to set one; a tenant never loses its last active admin.
 """
 
 from __future__ import annotations
@@ -114,23 +114,28 @@ LAST_ADMIN = "A tenant needs at least one admin; make someone else admin first."
 
 
 def members_last_admins(memberships: Iterable[Membership]) -> list[Membership]:
-    """Those of `memberships` that are admins of a tenant with no admin besides them: removing
-    or demoting them all would leave it without one (LAST_ADMIN).
+    """Those of `memberships` that are admins of a tenant with no active admin besides them:
+    removing or demoting them all, or deactivating their users, would leave it without one
+    (LAST_ADMIN). An admin whose user is inactive cannot log in, so does not count.
 
-    Locks the tenants' admins until the transaction ends, so two demotions or removals
-    at once cannot leave none; call it in the transaction that makes the change.
+    Locks the tenants' admins and their users until the transaction ends, so two demotions,
+    removals or deactivations at once cannot leave none; call it in the transaction that
+    makes the change.
     """
     memberships = list(memberships)
     leaving = {m.pk for m in memberships}
+    # The users are locked too (not FOR UPDATE OF the memberships alone): PostgreSQL re-checks
+    # the filter on a row only when that row changed while it waited, so a deactivation
+    # committed meanwhile is seen only through its locked user row.
     admins = Membership.objects.select_for_update().filter(
-        tenant_id__in={m.tenant_id for m in memberships}, role=Role.ADMIN
+        tenant_id__in={m.tenant_id for m in memberships}, role=Role.ADMIN, user__is_active=True
     )
     kept = {tenant_id for pk, tenant_id in admins.values_list("pk", "tenant_id") if pk not in leaving}
     return [m for m in memberships if m.role == Role.ADMIN and m.tenant_id not in kept]
 
 
 def _last_admin(membership: Membership) -> bool:
-    """Whether `membership` is its tenant's only admin (locking the admins, see members_last_admins)."""
+    """Whether `membership` is its tenant's last active admin (locking the admins, see members_last_admins)."""
     return bool(members_last_admins([membership]))
 
 

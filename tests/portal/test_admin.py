@@ -1,7 +1,8 @@
 """The Django admin of members: as in the portal, staff cannot leave a tenant without an admin.
 
 Not by changing or deleting a membership (one or selected), not by editing the
-memberships inline on the tenant's page, not by deleting the user.
+memberships inline on the tenant's page, not by deleting or deactivating the user. An
+admin whose user is inactive cannot log in, so does not count as the one left.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ def roles(tenant: Tenant) -> dict[str, str]:
 
 def change_form(m: Membership, **changes) -> dict:
     return {"user": m.user_id, "tenant": m.tenant_id, "role": m.role, "_save": "Save", **changes}
+
+
+def user_form(user: User, **changes) -> dict:
+    """The user's change page as posted: its fields as stored, with `changes`; a false flag is left out."""
+    data = {
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "_save": "Save",
+        **changes,
+    }
+    return {name: "on" if value is True else value for name, value in data.items() if value is not False}
 
 
 def tenant_form(tenant: Tenant, changes: dict[str, str]) -> dict:
@@ -160,3 +178,52 @@ def test_a_user_who_is_no_last_admin_is_deleted(staff_client, acme, alice, bob):
 
     assert response.status_code == 302
     assert not User.objects.filter(pk=bob.pk).exists()
+
+
+def test_a_user_who_is_a_tenants_last_admin_cannot_be_deactivated(staff_client, acme, alice, bob):
+    response = staff_client.post(f"/admin/portal/user/{alice.pk}/change/", user_form(alice, is_active=False))
+
+    assert response.status_code == 200 and REFUSED in response.content.decode()
+    alice.refresh_from_db()
+    assert alice.is_active
+
+
+def test_a_user_with_another_active_admin_beside_them_is_deactivated(staff_client, acme, alice, bob):
+    Membership.objects.filter(tenant=acme, user=bob).update(role=Role.ADMIN)
+
+    response = staff_client.post(f"/admin/portal/user/{alice.pk}/change/", user_form(alice, is_active=False))
+
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert not alice.is_active
+
+
+def test_an_inactive_admin_does_not_count_as_the_admin_left_when_deactivating_another(staff_client, acme, alice, bob):
+    Membership.objects.filter(tenant=acme, user=bob).update(role=Role.ADMIN)
+    User.objects.filter(pk=bob.pk).update(is_active=False)
+
+    response = staff_client.post(f"/admin/portal/user/{alice.pk}/change/", user_form(alice, is_active=False))
+
+    assert response.status_code == 200 and REFUSED in response.content.decode()
+    alice.refresh_from_db()
+    assert alice.is_active
+
+
+def test_a_last_admin_already_inactive_can_still_be_edited(staff_client, acme, alice):
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    alice.refresh_from_db()
+
+    response = staff_client.post(f"/admin/portal/user/{alice.pk}/change/", user_form(alice, first_name="Alice"))
+
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert (alice.first_name, alice.is_active) == ("Alice", False)
+
+
+def test_the_only_bulk_change_of_users_is_the_guarded_delete(staff_client, alice):
+    # A bulk action or list-editable column that deactivated users would have to check the last admins too.
+    changelist = staff_client.get("/admin/portal/user/")
+
+    offered = [name for name, _label in changelist.context["action_form"].fields["action"].choices if name]
+    assert offered == ["delete_selected"]
+    assert changelist.context["cl"].formset is None

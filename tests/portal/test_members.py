@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from portal.models import Membership, Role, User
-from portal.services import member_change_role, member_invite, member_remove
+from portal.services import member_change_role, member_invite, member_remove, members_last_admins
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +51,55 @@ def test_an_admin_with_another_admin_beside_them_can_go(acme, alice, bob):
     assert list(Membership.objects.filter(tenant=acme).values_list("user__email", "role")) == [
         ("bob@acme.test", Role.ADMIN)
     ]
+
+
+def test_an_admin_whose_user_is_inactive_does_not_count_as_the_remaining_admin(acme, alice, bob):
+    # bob cannot log in, so he could not manage the tenant's members.
+    member_change_role(membership=Membership.objects.get(tenant=acme, user=bob), role=Role.ADMIN)
+    User.objects.filter(pk=bob.pk).update(is_active=False)
+
+    with pytest.raises(ValidationError):
+        member_remove(membership=Membership.objects.get(tenant=acme, user=alice))
+
+    assert Membership.objects.filter(tenant=acme, user=alice, role=Role.ADMIN).exists()
+
+
+def _wait_until_blocked(pid: int) -> None:
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [pid])
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the second check never waited for the first's locks")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_deactivated_at_once_cannot_both_go(acme, alice, bob):
+    Membership.objects.filter(tenant=acme, user=bob).update(role=Role.ADMIN)
+    second: dict = {}
+    started = threading.Event()
+
+    def deactivate_bob() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                second["pid"] = cursor.fetchone()[0]
+            started.set()
+            with transaction.atomic():
+                second["last"] = members_last_admins(Membership.objects.filter(user=bob))
+        finally:
+            started.set()
+            connection.close()
+
+    thread = threading.Thread(target=deactivate_bob)
+    with transaction.atomic():
+        assert members_last_admins(Membership.objects.filter(user=alice)) == []
+        thread.start()
+        started.wait(10)
+        _wait_until_blocked(second["pid"])
+        User.objects.filter(pk=alice.pk).update(is_active=False)
+    thread.join(10)
+
+    assert [m.user_id for m in second["last"]] == [bob.pk]
