@@ -98,7 +98,9 @@ class Delivery(TenantOwned):
         FAILED = "failed", "Failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    message = models.ForeignKey("ingest.Message", on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed as the first column of the unique message-destination pair: no second index
+    # on it alone for every delivery written to keep up to date.
+    message = models.ForeignKey("ingest.Message", on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts_count = models.PositiveSmallIntegerField(default=0)
@@ -141,7 +143,8 @@ class Delivery(TenantOwned):
 class DeliveryAttempt(models.Model):
     """One try of one delivery, as the receiver answered it."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # The unique (delivery, number) pair's index serves lookups by delivery.
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     number = models.PositiveSmallIntegerField()
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
