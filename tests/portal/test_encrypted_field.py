@@ -52,6 +52,13 @@ def test_a_secret_no_key_decrypts_fails_closed(stored, settings):
     assert CANARY not in message
 
 
+def test_a_secret_revealed_before_its_key_was_retired_is_refused_after(stored, settings):
+    assert stored.secret.reveal() == CANARY  # decrypted once, and kept by the process
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(SecretUnavailable):
+        Connection.objects.get(pk=stored.pk).secret.reveal()
+
+
 def test_any_listed_key_decrypts_and_the_first_encrypts(stored, settings):
     old_key = settings.FIELD_ENCRYPTION_KEYS[0]
     new_key = Fernet.generate_key().decode()
