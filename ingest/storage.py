@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection as db_connection
+from django.db import models
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -63,6 +64,30 @@ READING_RECORD = (
 @functools.cache
 def _message_fields() -> tuple:
     return tuple(field for field in Message._meta.concrete_fields if field is not Message._meta.auto_field)
+
+
+# Fields whose value psycopg takes as the model holds it: Django's preparation of them on
+# PostgreSQL returns the value unchanged, and running it for every field of every message
+# cost about a tenth of the statement's CPU.
+_AS_THEY_ARE = frozenset(
+    {"AutoField", "BigAutoField", "IntegerField", "PositiveIntegerField", "CharField", "TextField", "UUIDField",
+     "DateTimeField"}
+)  # fmt: skip
+
+
+def _taken_as_it_is(field: models.Field) -> bool:
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return False  # pre_save sets it
+    kind = field.target_field if field.is_relation else field
+    return kind.get_internal_type() in _AS_THEY_ARE
+
+
+@functools.cache
+def _message_params() -> tuple[tuple[str, str, models.Field | None], ...]:
+    """(parameter, attribute, field to prepare the value with, or None to take it as it is) per column."""
+    return tuple(
+        (f"m_{field.column}", field.attname, None if _taken_as_it_is(field) else field) for field in _message_fields()
+    )
 
 
 @functools.cache
@@ -186,8 +211,10 @@ def message_store(
         readings_insert(message=message, readings=readings)
         return Stored(claimed=True, deliveries=deliveries_create_for_message(message=message) if accepted else 0)
     params = {
-        f"m_{field.column}": field.get_db_prep_save(field.pre_save(message, add=True), connection=db_connection)
-        for field in _message_fields()
+        key: getattr(message, attname)
+        if field is None
+        else field.get_db_prep_save(field.pre_save(message, add=True), connection=db_connection)
+        for key, attname, field in _message_params()
     }
     params.update(deliveries_create_params(message=message, now=timezone.now()))
     params["accepted"] = accepted
