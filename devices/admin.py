@@ -13,7 +13,7 @@ from django.contrib import admin
 from devices.identity import default_urn, identifier_error, normalise_identifier
 from devices.models import IDENTIFIER_FIELDS, Device, Reading
 from devices.services import MIN_AUTH_KEY_LENGTH
-from devices.validation import IDENTITY_FIELDS, NO_IDENTITY, device_identity_refused
+from devices.validation import IDENTITY_FIELDS, NO_IDENTITY, URN_FORMAT, device_identity_refused, urn_canonical
 from portal.secrets import Actor, secret_set
 
 
@@ -41,6 +41,17 @@ class DeviceForm(forms.ModelForm):
             "custom2",
             "custom3",
         ]
+
+    def clean_urn(self) -> str:
+        # As the API stores it: messages look devices up by the urn with its TYPE upper-cased,
+        # so urn:dev:mac:…: as typed would never be found, and a second device made.
+        value = self.cleaned_data.get("urn") or ""
+        if not value:
+            return value
+        canonical = urn_canonical(value)
+        if canonical is None:
+            raise forms.ValidationError(URN_FORMAT)
+        return canonical
 
     def clean(self):
         cleaned = super().clean()

@@ -11,15 +11,16 @@ from rest_framework import parsers, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from devices.identity import DEVICE_URN, canonical_urn
 from devices.models import Device
 from devices.services import MIN_AUTH_KEY_LENGTH, NotCsv, device_create, device_update, devices_import_csv
 from devices.validation import (
     IDENTITY_FIELDS,
     NO_IDENTIFIER,
     TAKEN,
+    URN_FORMAT,
     device_identifiers_check,
     device_identity_refused,
+    urn_canonical,
 )
 from portal.api import TenantScopedViewSet
 from portal.secrets import Actor
@@ -67,10 +68,10 @@ class DeviceSerializer(serializers.ModelSerializer):
     def validate_urn(self, value: str) -> str:
         if not value:
             return value
-        match = DEVICE_URN.match(value)
-        if not match or match.group(3):
-            raise serializers.ValidationError("Must be urn:dev:<TYPE>:<ID>: (ending with the colon).")
-        return canonical_urn(match.group(1), match.group(2))
+        canonical = urn_canonical(value)
+        if canonical is None:
+            raise serializers.ValidationError(URN_FORMAT)
+        return canonical
 
     def validate(self, attrs: dict) -> dict:
         checked = device_identifiers_check(

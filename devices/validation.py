@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devices.identity import DEVICE_URN, URN_TYPE_FIELDS, identifier_error, normalise_identifier
+from devices.identity import DEVICE_URN, URN_TYPE_FIELDS, canonical_urn, identifier_error, normalise_identifier
 from devices.models import IDENTIFIER_FIELDS, Device
 from portal.models import Tenant
 
@@ -87,3 +87,16 @@ def device_identity_refused(*, values: Mapping[str, str | None], device: Device 
     if device is None or device.pk is None:
         return True
     return any((values.get(name) or "") != (getattr(device, name) or "") for name in IDENTITY_FIELDS)
+
+
+# The answer to a urn that is not one (see urn_canonical).
+URN_FORMAT = "Must be urn:dev:<TYPE>:<ID>: (ending with the colon)."
+
+
+def urn_canonical(value: str) -> str | None:
+    """A device urn as stored (its TYPE upper-cased, as messages are looked up), or None
+    when `value` is not urn:dev:<TYPE>:<ID>: (URN_FORMAT)."""
+    match = DEVICE_URN.match(value)
+    if not match or match.group(3):
+        return None
+    return canonical_urn(match.group(1), match.group(2))

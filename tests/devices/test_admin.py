@@ -107,6 +107,32 @@ def test_a_device_named_only_by_a_urn_is_saved_in_the_admin_when_messages_look_i
     assert Device.objects.filter(urn=urn).exists() is saved
 
 
+def test_a_urn_typed_in_lower_case_is_stored_as_messages_name_it_and_their_device_is_found(staff_client, acme):
+    response = staff_client.post(
+        "/admin/devices/device/add/", {"tenant": acme.pk, "urn": "urn:dev:mac:0024befffe804ff1:", "tags": "[]"}
+    )
+    assert response.status_code == 302
+    device = Device.objects.get()
+    assert device.urn == "urn:dev:MAC:0024befffe804ff1:"
+
+    body = senml({"n": "temperature", "v": 20}, device="urn:dev:MAC:0024befffe804ff1:")
+    message_ingest(connection=make_connection(acme), body=body, headers=kpn_headers(body))
+
+    assert Device.objects.count() == 1
+    assert Reading.objects.get().device_id == device.pk
+
+
+@pytest.mark.parametrize("urn", ["dev:MAC:0024befffe804ff1:", "urn:dev:MAC:00:24:be:", "urn:dev:MAC::"])
+def test_a_urn_that_is_not_one_is_refused_in_the_admin_beside_its_field(staff_client, acme, urn):
+    response = staff_client.post(
+        "/admin/devices/device/add/", {"tenant": acme.pk, "serial": "SN-1", "urn": urn, "tags": "[]"}
+    )
+
+    assert response.status_code == 200
+    assert "Must be urn:dev:&lt;TYPE&gt;:&lt;ID&gt;: (ending with the colon)." in response.content.decode()
+    assert not Device.objects.exists()
+
+
 def test_blanking_the_last_identifier_is_refused_in_the_admin(staff_client, acme):
     device = Device.objects.create(tenant=acme, serial="SN-1")
 
