@@ -7,6 +7,7 @@ answers only after it returns never answers 2xx for something not committed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Mapping
@@ -241,16 +242,14 @@ class _Duplicate(Exception):
 def _message_store_claimed(
     *, message: Message, connection: Connection, parsed: Parsed | None, error: str, known: Device | None, keys: list
 ) -> IngestResult:
-    """Normalise and store the message in one transaction; _Duplicate (all rolled back) when a claim is taken."""
+    """Normalise and store the message in one transaction; _Duplicate (nothing stored) when a claim is taken."""
+    if parsed is not None and known is None:
+        stored = _message_store_one_device(message=message, connection=connection, parsed=parsed, keys=keys)
+        if stored is not None:
+            if not stored.claimed:
+                raise _Duplicate
+            return IngestResult(message_id=message.pk, status=message.status, readings=message.readings_count, error="")
     with transaction.atomic():
-        if parsed is not None and known is None:
-            stored = _message_store_one_device(message=message, connection=connection, parsed=parsed, keys=keys)
-            if stored is not None:
-                if not stored.claimed:
-                    raise _Duplicate
-                return IngestResult(
-                    message_id=message.pk, status=message.status, readings=message.readings_count, error=""
-                )
         devices, default, to_mark = [], 0, []
         if parsed is not None:
             try:
@@ -274,8 +273,10 @@ def _message_store_claimed(
 def _message_store_one_device(*, message: Message, connection: Connection, parsed: Parsed, keys: list) -> Stored | None:
     """The common case in one statement: all the readings belong to one device that exists.
 
-    None when it is not that case (nothing was written): the caller takes the general way,
-    which also creates devices and stores the reason a message is invalid.
+    Outside any transaction that statement is its own, committed when this returns; inside
+    the caller's it runs in a savepoint. None when it is not that case (nothing was
+    written): the caller takes the general way, which also creates devices and stores the
+    reason a message is invalid.
     """
     if db_connection.vendor != "postgresql":
         return None
@@ -290,8 +291,9 @@ def _message_store_one_device(*, message: Message, connection: Connection, parse
     message.skipped = [_storable(entry) for entry in parsed.skipped]
     message.readings_count = len(parsed.readings)
     readings = _reading_rows(parsed=parsed, device_ids=[None], default=0)
-    stored = message_store(message=message, readings=readings, claim_keys=keys, device_lookup=identities[0])
-    return stored if stored.device_id is not None else None
+    with transaction.atomic() if db_connection.in_atomic_block else contextlib.nullcontext():
+        stored = message_store(message=message, readings=readings, claim_keys=keys, device_lookup=identities[0])
+    return stored
 
 
 def message_reprocess(*, message: Message) -> Message:

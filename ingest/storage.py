@@ -9,7 +9,11 @@ Elsewhere (SQLite under `make run`) the same rows are written statement by state
 
 The duplicate claims go in with ON CONFLICT: a request with the same body or webhook-id
 within the window runs into them (waiting, if need be, for the transaction that holds
-them to end), and its caller rolls its whole transaction back.
+them to end), and the statement then refuses itself with an error (`ingest_claim_held()`,
+SQLSTATE IP409), so nothing of the message is left. That is what lets ingest run the
+statement outside any transaction: on its own it is one implicit transaction (with the
+plan-mode setting in the same pipeline), committed when its answer arrives, in one round
+trip instead of BEGIN, statement and COMMIT in three.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import DatabaseError, models, transaction
 from django.db import connection as db_connection
-from django.db import models
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -130,7 +134,10 @@ def _store_sql(device_lookup: tuple[str, ...] = ()) -> str:
             {deliveries_create_sql(condition=f"%(accepted)s AND {found}")}
             RETURNING 1
         )
-        SELECT (SELECT count(*) FROM claim), (SELECT count(*) FROM deliveries), {device_id}
+        SELECT
+            CASE WHEN {found} AND (SELECT count(*) FROM claim) < %(claims_wanted)s THEN {CLAIM_HELD_FUNCTION}() END,
+            (SELECT count(*) FROM deliveries),
+            {device_id}
     """  # noqa: S608
 
 
@@ -157,10 +164,10 @@ def readings_insert(*, message: Message, readings: Sequence[ReadingRow]) -> int:
 @dataclass(frozen=True, slots=True)
 class Stored:
     """What `message_store` did: whether the message took all its claims, how many deliveries
-    it made, and the id of the device it looked up (None: it had none to look up, or found none).
+    it made, and the id of the device it looked up (None: it had none to look up).
 
-    When `claimed` is False another message holds a claim, or the device looked up does not
-    exist: the caller must roll back, or (no device) store the message another way.
+    When `claimed` is False another message holds a claim and nothing of this one may stay:
+    the caller rolls its transaction back.
     """
 
     claimed: bool
@@ -183,8 +190,18 @@ def _claims_take_portable(*, message: Message, keys: Sequence) -> bool:
 # force_custom_plan: see the settings). Ingest's store statement writes rows and looks up
 # unique keys, whose plan does not depend on the values; planning it anew for every
 # message cost about 1 ms of PostgreSQL CPU (bench: 2.4-3.3 ms a message with custom
-# plans, 1.35-1.8 ms with generic ones).
-GENERIC_PLANS = "SET LOCAL plan_cache_mode = auto"
+# plans, 1.35-1.8 ms with generic ones). set_config(…, true) rather than SET LOCAL: it
+# lasts to the end of the implicit transaction too, where SET LOCAL warns in the server log.
+GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'auto', true)"
+
+# What the store statement raises when another message holds one of its claims (migration
+# ingest 0004 creates the function).
+CLAIM_HELD_FUNCTION = "ingest_claim_held"
+CLAIM_HELD_SQLSTATE = "IP409"
+
+
+def _claim_held(exc: DatabaseError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == CLAIM_HELD_SQLSTATE
 
 
 def message_store(
@@ -193,13 +210,17 @@ def message_store(
     readings: Sequence[ReadingRow],
     claim_keys: Sequence,
     device_lookup: DeviceIdentity | None = None,
-) -> Stored:
+) -> Stored | None:
     """INSERT the new message's claims, the message, its readings and (when it is accepted) its deliveries.
 
     With `device_lookup` (PostgreSQL only) the readings' device is the one it names, found and
     marked seen by the same statement: when there is none, nothing is written and the
-    result says so (`device_id` None). The caller's transaction holds it all and must roll
-    back when the result is not `claimed`; workers are told after it commits.
+    result is None.
+
+    On PostgreSQL outside any transaction the statement is its own, committed when this
+    returns. Inside the caller's transaction (always, elsewhere), a result that is not
+    `claimed` means that transaction must be rolled back (on PostgreSQL it is marked so).
+    Workers are told after the commit.
     """
     accepted = message.status == Message.Status.ACCEPTED
     if db_connection.vendor != "postgresql":
@@ -219,6 +240,7 @@ def message_store(
     params.update(deliveries_create_params(message=message, now=timezone.now()))
     params["accepted"] = accepted
     params["claim_keys"] = list(claim_keys)
+    params["claims_wanted"] = len(claim_keys)
     params["claims_before"] = message.received_at - DUPLICATE_WINDOW
     params["readings"] = _readings_json(readings)
     lookup = ()
@@ -227,16 +249,23 @@ def message_store(
         params.update(
             device_seen_params(tenant_id=message.tenant_id, identity=device_lookup, seen_at=message.received_at)
         )
-    with db_connection.cursor() as cursor:
-        # One round trip for both: the plan mode must be set before the statement is planned.
-        with db_connection.connection.pipeline():
-            cursor.execute(GENERIC_PLANS)
-            cursor.execute(_store_sql(lookup), params)
-        taken, created, device_id = cursor.fetchone()
-    if lookup and device_id is None:
+    try:
+        # The pipeline's errors arrive as it ends, past the cursor's own translation into Django's.
+        with db_connection.wrap_database_errors, db_connection.cursor() as cursor:
+            # One round trip for both (and, outside a transaction, for the commit): the plan
+            # mode must be set before the statement is planned.
+            with db_connection.connection.pipeline():
+                cursor.execute(GENERIC_PLANS)
+                cursor.execute(_store_sql(lookup), params)
+            _refused, created, device_id = cursor.fetchone()
+    except DatabaseError as exc:
+        if not _claim_held(exc):
+            raise
+        if db_connection.in_atomic_block:
+            transaction.set_rollback(True)
         return Stored(claimed=False, deliveries=0)
-    if taken < len(claim_keys):
-        return Stored(claimed=False, deliveries=0, device_id=device_id)
+    if lookup and device_id is None:
+        return None
     message._state.adding = False
     message._state.db = db_connection.alias
     if device_id is not None:

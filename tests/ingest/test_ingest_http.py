@@ -277,6 +277,9 @@ def test_the_same_webhook_id_with_another_body_is_a_duplicate(http, webhooks):
     again = http.post(url(webhooks), content=other_body, headers=sw_headers(other_body, msg_id="msg_same"))
     assert again.json()["message_id"] == first.json()["message_id"]
     assert Message.objects.count() == 1
+    # The other body's claim went back with the rest: the first message holds both of its own, no more.
+    first_id = uuid.UUID(first.json()["message_id"])
+    assert list(MessageClaim.objects.values_list("message_id", flat=True)) == [first_id, first_id]
 
 
 def test_simultaneous_deliveries_of_one_body_store_one_message(http, kpn, live_server):
