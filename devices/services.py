@@ -61,9 +61,10 @@ LOOKUP_FIELDS = frozenset({*IDENTIFIER_FIELDS, "urn"})
 
 
 @functools.cache
-def device_seen_sql(fields: tuple[str, ...], returning: str) -> str:
+def device_seen_sql(fields: tuple[str, ...], returning: str, *, only_if: str = "") -> str:
     """UPDATE of the tenant's device the lookup `fields` name (tried in order), its last_seen_at
-    moved on to `seen_at` (never back), RETURNING `returning`.
+    moved on to `seen_at` (never back), RETURNING `returning`; with `only_if`, a condition
+    of the caller's statement, nothing is updated unless it holds.
 
     Named parameters: `tenant`, `seen_at` and `lookup_<n>` for the n-th field's value.
     Ingest runs it on its own (`device_seen`) or inside the statement that stores a message.
@@ -79,7 +80,8 @@ def device_seen_sql(fields: tuple[str, ...], returning: str) -> str:
     return (
         f"UPDATE {table} SET last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %(seen_at)s"  # noqa: S608
         f" THEN %(seen_at)s ELSE last_seen_at END WHERE id = (SELECT id FROM {table} WHERE tenant_id = %(tenant)s"
-        f" AND ({conditions}) ORDER BY CASE {preference} END LIMIT 1) RETURNING {returning}"
+        f" AND ({conditions}) ORDER BY CASE {preference} END LIMIT 1){f' AND {only_if}' if only_if else ''}"
+        f" RETURNING {returning}"
     )
 
 

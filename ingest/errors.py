@@ -17,3 +17,7 @@ class NotJson(Exception):
 
 class InvalidPack(ValueError):
     """Authentic JSON that is not a valid pack (422); the message is kept `invalid` with this reason."""
+
+
+class ConnectionChanged(Exception):
+    """The connection's row changed after ingest read it (nothing was stored): read it again and start over."""

@@ -7,7 +7,6 @@ answers only after it returns never answers 2xx for something not committed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import uuid
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from ingest.errors import InvalidPack, NotJson
 from ingest.kinds import Inbound, kind_for
 from ingest.models import Connection, Message, claim_keys
 from ingest.normalised import Parsed
+from ingest.sql import first_query_checks_connection
 from ingest.storage import (
     ReadingRow,
     Stored,
@@ -181,8 +181,12 @@ def message_ingest(
     source_ip: str | None = None,
     request_id: str = "",
     received_at: datetime | None = None,
+    connection_version: str | None = None,
 ) -> IngestResult:
     """Verify, store and normalise one request to a connection.
+
+    With `connection_version` (from `connection_for_ingest`) nothing is stored unless the
+    connection's row is still that version: ConnectionChanged, to be started again.
 
     Raises NotAuthentic (nothing stored) or NotJson (nothing stored). A body that is
     authentic JSON but not a valid pack is stored `invalid` with the reason. A
@@ -219,7 +223,13 @@ def message_ingest(
     for _ in range(CLAIM_TRIES):
         try:
             return _message_store_claimed(
-                message=message, connection=connection, parsed=parsed, error=error, known=verified.device, keys=keys
+                message=message,
+                connection=connection,
+                parsed=parsed,
+                error=error,
+                known=verified.device,
+                keys=keys,
+                connection_version=connection_version,
             )
         except _Duplicate:
             first = first_claimant(keys, received_at=received_at)
@@ -240,11 +250,20 @@ class _Duplicate(Exception):
 
 
 def _message_store_claimed(
-    *, message: Message, connection: Connection, parsed: Parsed | None, error: str, known: Device | None, keys: list
+    *,
+    message: Message,
+    connection: Connection,
+    parsed: Parsed | None,
+    error: str,
+    known: Device | None,
+    keys: list,
+    connection_version: str | None,
 ) -> IngestResult:
     """Normalise and store the message in one transaction; _Duplicate (nothing stored) when a claim is taken."""
     if parsed is not None and known is None:
-        stored = _message_store_one_device(message=message, connection=connection, parsed=parsed, keys=keys)
+        stored = _message_store_one_device(
+            message=message, parsed=parsed, keys=keys, connection_version=connection_version
+        )
         if stored is not None:
             if not stored.claimed:
                 raise _Duplicate
@@ -263,14 +282,19 @@ def _message_store_claimed(
         if error:
             message.readings_count = 0
         readings = [] if error else _reading_rows(parsed=parsed, device_ids=[d.pk for d in devices], default=default)
-        if not message_store(message=message, readings=readings, claim_keys=keys).claimed:
+        stored = message_store(
+            message=message, readings=readings, claim_keys=keys, connection_version=connection_version
+        )
+        if not stored.claimed:
             raise _Duplicate
         if not error:
             devices_mark_seen(devices=to_mark, seen_at=message.received_at)
     return IngestResult(message_id=message.pk, status=message.status, readings=message.readings_count, error=error)
 
 
-def _message_store_one_device(*, message: Message, connection: Connection, parsed: Parsed, keys: list) -> Stored | None:
+def _message_store_one_device(
+    *, message: Message, parsed: Parsed, keys: list, connection_version: str | None
+) -> Stored | None:
     """The common case in one statement: all the readings belong to one device that exists.
 
     Outside any transaction that statement is its own, committed when this returns; inside
@@ -291,9 +315,23 @@ def _message_store_one_device(*, message: Message, connection: Connection, parse
     message.skipped = [_storable(entry) for entry in parsed.skipped]
     message.readings_count = len(parsed.readings)
     readings = _reading_rows(parsed=parsed, device_ids=[None], default=0)
-    with transaction.atomic() if db_connection.in_atomic_block else contextlib.nullcontext():
-        stored = message_store(message=message, readings=readings, claim_keys=keys, device_lookup=identities[0])
-    return stored
+
+    def store() -> Stored | None:
+        return message_store(
+            message=message,
+            readings=readings,
+            claim_keys=keys,
+            device_lookup=identities[0],
+            connection_version=connection_version,
+        )
+
+    if db_connection.in_atomic_block:
+        with transaction.atomic():
+            return store()
+    # Perhaps the request's first query (its connection kept from an earlier one): run again
+    # on a new database connection if the server closed this one. A message that was stored
+    # all the same is then a duplicate of itself, answered as such.
+    return first_query_checks_connection(store)
 
 
 def message_reprocess(*, message: Message) -> Message:

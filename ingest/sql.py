@@ -16,6 +16,10 @@ from typing import TypeVar
 from django.db import InterfaceError, OperationalError, models
 from django.db import connection as db_connection
 
+# A row's version on PostgreSQL: the transaction that wrote it and where it lies. An UPDATE
+# writes a new row version elsewhere, even within the transaction that wrote the last one.
+ROW_VERSION = "xmin::text || ':' || ctid::text"
+
 M = TypeVar("M", bound=models.Model)
 T = TypeVar("T")
 

@@ -34,8 +34,9 @@ from delivery.services import deliveries_create_for_message, deliveries_create_p
 from devices.identity import DeviceIdentity
 from devices.models import Reading
 from devices.services import device_seen_params, device_seen_sql
-from ingest.models import DUPLICATE_WINDOW, Message, MessageClaim
-from ingest.sql import insert_instance, insert_rows
+from ingest.errors import ConnectionChanged
+from ingest.models import DUPLICATE_WINDOW, Connection, Message, MessageClaim
+from ingest.sql import ROW_VERSION, insert_instance, insert_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,20 +96,29 @@ def _message_params() -> tuple[tuple[str, str, models.Field | None], ...]:
 
 
 @functools.cache
-def _store_sql(device_lookup: tuple[str, ...] = ()) -> str:
+def _store_sql(device_lookup: tuple[str, ...] = (), versioned: bool = False) -> str:
     """The statement that stores a message; with `device_lookup` (the fields of the one device
     its readings belong to) it also finds that device and marks it seen, and stores nothing
-    at all when there is no such device."""
+    at all when there is no such device. When `versioned` it writes nothing at all unless the
+    connection's row is still the version ingest read."""
     quote = db_connection.ops.quote_name
     fields = _message_fields()
     message_columns = ", ".join(quote(field.column) for field in fields)
+    current = "TRUE"
+    if versioned:
+        connections = quote(Connection._meta.db_table)
+        # A quoted table name and a fixed expression; the values are parameters.
+        current = (
+            f"EXISTS (SELECT 1 FROM {connections} WHERE id = %(m_connection_id)s"  # noqa: S608
+            f" AND {ROW_VERSION} = %(connection_version)s)"
+        )
     if device_lookup:
-        device = f"device AS ({device_seen_sql(device_lookup, 'id')}),"
+        device = f"device AS ({device_seen_sql(device_lookup, 'id', only_if=current if versioned else '')}),"
         found, device_id, reading_device, readings_from = (
             "EXISTS (SELECT 1 FROM device)", "(SELECT id FROM device)", "device.id", ", device"
         )  # fmt: skip
     else:
-        device, found, device_id, reading_device, readings_from = "", "TRUE", "NULL", 'r."device"', ""
+        device, found, device_id, reading_device, readings_from = "", current, "NULL", 'r."device"', ""
     message_values = ", ".join(
         device_id if device_lookup and field.attname == "device_id" else f"%(m_{field.column})s" for field in fields
     )
@@ -137,7 +147,8 @@ def _store_sql(device_lookup: tuple[str, ...] = ()) -> str:
         SELECT
             CASE WHEN {found} AND (SELECT count(*) FROM claim) < %(claims_wanted)s THEN {CLAIM_HELD_FUNCTION}() END,
             (SELECT count(*) FROM deliveries),
-            {device_id}
+            {device_id},
+            {current}
     """  # noqa: S608
 
 
@@ -210,12 +221,14 @@ def message_store(
     readings: Sequence[ReadingRow],
     claim_keys: Sequence,
     device_lookup: DeviceIdentity | None = None,
+    connection_version: str | None = None,
 ) -> Stored | None:
     """INSERT the new message's claims, the message, its readings and (when it is accepted) its deliveries.
 
     With `device_lookup` (PostgreSQL only) the readings' device is the one it names, found and
     marked seen by the same statement: when there is none, nothing is written and the
-    result is None.
+    result is None. With `connection_version` (PostgreSQL only) nothing is written either
+    unless the message's connection is still that version of its row: ConnectionChanged.
 
     On PostgreSQL outside any transaction the statement is its own, committed when this
     returns. Inside the caller's transaction (always, elsewhere), a result that is not
@@ -224,8 +237,8 @@ def message_store(
     """
     accepted = message.status == Message.Status.ACCEPTED
     if db_connection.vendor != "postgresql":
-        if device_lookup is not None:
-            raise ValueError("a message's device is looked up in its store statement on PostgreSQL only")
+        if device_lookup is not None or connection_version is not None:
+            raise ValueError("a message's device and connection are checked in its store statement on PostgreSQL only")
         if not _claims_take_portable(message=message, keys=claim_keys):
             return Stored(claimed=False, deliveries=0)
         insert_instance(message)
@@ -243,6 +256,8 @@ def message_store(
     params["claims_wanted"] = len(claim_keys)
     params["claims_before"] = message.received_at - DUPLICATE_WINDOW
     params["readings"] = _readings_json(readings)
+    if connection_version is not None:
+        params["connection_version"] = connection_version
     lookup = ()
     if device_lookup is not None:
         lookup = tuple(name for name, _value in device_lookup.lookup)
@@ -256,14 +271,16 @@ def message_store(
             # mode must be set before the statement is planned.
             with db_connection.connection.pipeline():
                 cursor.execute(GENERIC_PLANS)
-                cursor.execute(_store_sql(lookup), params)
-            _refused, created, device_id = cursor.fetchone()
+                cursor.execute(_store_sql(lookup, connection_version is not None), params)
+            _refused, created, device_id, current = cursor.fetchone()
     except DatabaseError as exc:
         if not _claim_held(exc):
             raise
         if db_connection.in_atomic_block:
             transaction.set_rollback(True)
         return Stored(claimed=False, deliveries=0)
+    if not current:
+        raise ConnectionChanged
     if lookup and device_id is None:
         return None
     message._state.adding = False

@@ -12,6 +12,9 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from csp.decorators import csp_exempt
 from django.conf import settings
@@ -20,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from ingest.errors import NotAuthentic, NotJson
+from ingest.errors import ConnectionChanged, NotAuthentic, NotJson
 from ingest.models import Message
 from ingest.selectors import connection_for_ingest
 from ingest.services import message_ingest
@@ -134,29 +137,70 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
             {"error": f"the serial in the URL must be 1 to {MAX_SERIAL_IN_URL} characters without spaces"},
             request_id,
         )
-    source_ip = _source_ip(request)
-    kind = "unknown"
+    inbound = _Received(
+        body=body,
+        headers=request.headers,
+        content_type=request.META.get("CONTENT_TYPE", ""),
+        serial=serial,
+        source_ip=_source_ip(request),
+        request_id=request_id,
+        received_at=received_at,
+    )
+    # The connection as this process kept it first; read anew when what it says could be out of date.
+    for fresh in (False, True, True):
+        response = _receive_for(connection_id, inbound, fresh=fresh)
+        if response is not None:
+            return response
+    return _unavailable(request_id, "the connection kept changing while the message was stored", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    body: bytes
+    headers: Mapping[str, str]
+    content_type: str
+    serial: str
+    source_ip: str | None
+    request_id: str
+    received_at: datetime
+
+
+def _receive_for(connection_id: uuid.UUID, inbound: _Received, *, fresh: bool) -> HttpResponse | None:
+    """The answer to the request; None when the connection must be read anew and the request taken again.
+
+    That is when it changed after it was read, or when a row this process kept says no
+    (disabled, not authentic, secret unreadable): the row may be out of date.
+    """
+    request_id, source_ip, kind = inbound.request_id, inbound.source_ip, "unknown"
     try:
-        connection = connection_for_ingest(connection_id)
-        if connection is None:
+        found = connection_for_ingest(connection_id, fresh=fresh)
+        if found is None:
             message_received(kind="unknown", status="not_found")
             return _answer(404, {"error": "no such connection"}, request_id)
+        connection = found.connection
         context_bind(tenant_id=connection.tenant_id, connection_id=connection.pk)
         if not connection.enabled:
+            if found.cached:
+                return None
             message_received(kind=connection.kind, status="forbidden")
             return _answer(403, {"error": "this connection is disabled"}, request_id)
         kind = connection.kind
         result = message_ingest(
             connection=connection,
-            body=body,
-            headers=request.headers,
-            content_type=request.META.get("CONTENT_TYPE", ""),
-            serial_in_url=serial,
+            body=inbound.body,
+            headers=inbound.headers,
+            content_type=inbound.content_type,
+            serial_in_url=inbound.serial,
             source_ip=source_ip,
             request_id=request_id,
-            received_at=received_at,
+            received_at=inbound.received_at,
+            connection_version=found.version,
         )
+    except ConnectionChanged:
+        return None
     except NotAuthentic as exc:
+        if found.cached:
+            return None
         message_received(kind=kind, status="unauthorized")
         # The source address and our own reason only: never a header value, token or secret.
         logger.warning("ingest refused: %s", exc, extra={"source_ip": source_ip, "connection_id": str(connection_id)})
@@ -165,6 +209,8 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
         message_received(kind=kind, status=REJECTED)
         return _answer(exc.status, {"error": str(exc)}, request_id)
     except SecretUnavailable:
+        if found.cached:
+            return None
         logger.error("ingest: the secret of connection %s cannot be decrypted", connection_id)
         return _unavailable(request_id, "the connection's secret cannot be read", kind)
     except DataError:

@@ -12,7 +12,7 @@ from tests.ingest.conftest import SECRET, kpn_headers, senml
 
 
 def test_a_connection_is_loaded_with_its_secret_sealed(kpn):
-    loaded = connection_for_ingest(kpn.pk)
+    loaded = connection_for_ingest(kpn.pk).connection
     assert isinstance(loaded.secret, SealedSecret) and loaded.secret.reveal() == SECRET
     assert {f.attname: getattr(loaded, f.attname) for f in kpn._meta.concrete_fields} == {
         f.attname: getattr(kpn, f.attname) for f in kpn._meta.concrete_fields
