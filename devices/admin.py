@@ -63,12 +63,10 @@ class DeviceForm(forms.ModelForm):
                     self.add_error(name, problem[0].upper() + problem[1:] + ".")
                 else:
                     cleaned[name] = normalise_identifier(name, value)
-        # A malformed identifier is answered beside its field; "give one" would mislead.
-        if not any(name in self.errors for name in IDENTITY_FIELDS):
-            after = {name: cleaned.get(name) for name in IDENTITY_FIELDS}
-            # The instance still holds the stored fields: the form's are put on it after clean().
-            if device_identity_refused(values=after, device=self.instance):
-                raise forms.ValidationError(NO_IDENTITY)
+        after = {name: cleaned.get(name) for name in IDENTITY_FIELDS}
+        # The instance still holds the stored fields: the form's are put on it after clean().
+        if device_identity_refused(values=after, device=self.instance, malformed=self.errors):
+            raise forms.ValidationError(NO_IDENTITY)
         return cleaned
 
 

@@ -91,7 +91,8 @@ class DeviceSerializer(serializers.ModelSerializer):
             )
         # An update keeps the fields it does not give.
         after = {name: attrs.get(name, getattr(self.instance, name, "")) for name in IDENTITY_FIELDS}
-        if device_identity_refused(values=after, device=self.instance):
+        # DRF calls validate() only when every field passed its own checks; the identifier rules' are answered above.
+        if device_identity_refused(values=after, device=self.instance, malformed=()):
             raise serializers.ValidationError(NO_IDENTIFIER)
         return attrs
 

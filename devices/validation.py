@@ -5,7 +5,7 @@ the portal's device form and the admin's call this and word the answer for their
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from devices.identity import DEVICE_URN, URN_TYPE_FIELDS, canonical_urn, identifier_error, normalise_identifier
@@ -74,14 +74,21 @@ def device_has_identity(values: Mapping[str, str | None]) -> bool:
     return bool(match) and match.group(1).upper() not in URN_TYPE_FIELDS
 
 
-def device_identity_refused(*, values: Mapping[str, str | None], device: Device | None = None) -> bool:
+def device_identity_refused(
+    *, values: Mapping[str, str | None], device: Device | None = None, malformed: Collection[str]
+) -> bool:
     """Whether a save leaving `device` (None or unsaved: a new one) with these identity fields
     must be refused: it has no identity (device_has_identity) and is new or changes them.
 
-    `values` are all of IDENTITY_FIELDS as they would be saved. A device stored without
-    an identity (before the rule) keeps being editable: refusing a change of its name would
-    not give it one, while a change of its identifiers must.
+    `values` are all of IDENTITY_FIELDS as they would be saved. `malformed` names the fields
+    whose given value was refused for a reason of its own (a form's errors will do): a form
+    drops such a value, so it would look like none was given, and "give one" would be
+    answered to a user who did. A device stored without an identity (before the rule)
+    keeps being editable: refusing a change of its name would not give it one, while a
+    change of its identifiers must.
     """
+    if any(name in malformed for name in IDENTITY_FIELDS):
+        return False
     if device_has_identity(values):
         return False
     if device is None or device.pk is None:

@@ -80,7 +80,7 @@ class DeviceForm(forms.ModelForm):
                 self.add_error(name, f"{Device._meta.get_field(name).verbose_name} {problem}.")
         # The urn is not edited here; a device messages name by one (KPN's MAC, …) keeps it.
         after = {**{f: data.get(f) for f in IDENTIFIER_FIELDS}, "urn": self.instance.urn}
-        if device_identity_refused(values=after, device=self.instance):
+        if device_identity_refused(values=after, device=self.instance, malformed=self.errors):
             raise forms.ValidationError(NO_IDENTIFIER)
         for name in taken:
             self.add_error(name, f"Another device of this tenant has this {Device._meta.get_field(name).verbose_name}.")

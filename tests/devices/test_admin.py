@@ -65,6 +65,7 @@ def test_a_device_added_in_the_admin_gets_its_urn(staff_client, acme):
 def test_an_invalid_identifier_is_refused_in_the_admin(staff_client, acme):
     response = staff_client.post("/admin/devices/device/add/", {"tenant": acme.pk, "imei": "12", "tags": "[]"})
     assert response.status_code == 200 and "14 to 16 digits" in response.content.decode()
+    assert NO_IDENTITY not in response.content.decode()
     assert Device.objects.count() == 0
 
 

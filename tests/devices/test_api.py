@@ -75,6 +75,7 @@ def test_a_viewer_cannot_patch_custom_fields(vera, api_as, acme):
 def test_invalid_fields_are_reported_field_by_field(bob, api_as, fields, field):
     response = api_as(bob).post("/api/v1/devices/", fields, format="json")
     assert response.status_code == 400 and field in response.json()
+    assert "non_field_errors" not in response.json()
 
 
 def test_an_identifier_is_unique_within_a_tenant_only(bob, charlie, api_as, acme, globex):

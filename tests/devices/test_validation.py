@@ -63,4 +63,24 @@ def test_a_save_is_refused_for_no_identity_when_it_is_new_or_changes_the_identif
     device = None if stored is None else Device.objects.create(tenant=acme, **stored)
     after = {name: values.get(name, getattr(device, name, "")) for name in IDENTITY_FIELDS}
 
-    assert device_identity_refused(values=after, device=device) is refused
+    assert device_identity_refused(values=after, device=device, malformed=()) is refused
+
+
+@pytest.mark.parametrize(
+    ("stored", "malformed", "refused"),
+    [
+        (None, {"imei"}, False),
+        (None, {"urn"}, False),
+        ({"serial": "S1"}, {"dev_eui"}, False),
+        # A field that names no device does not stand for an identifier given.
+        (None, {"custom1"}, True),
+    ],
+)
+def test_a_malformed_identity_field_is_refused_with_its_own_reason_not_the_no_identity_one(
+    acme, stored, malformed, refused
+):
+    # Given the values a form is left with: a malformed value is dropped beside its own error.
+    device = None if stored is None else Device.objects.create(tenant=acme, **stored)
+    after = dict.fromkeys(IDENTITY_FIELDS, "")
+
+    assert device_identity_refused(values=after, device=device, malformed=malformed) is refused

@@ -151,3 +151,42 @@ def test_blanking_the_last_identifier_is_refused(acme_data, bob, page_as):
     assert "Give the device at least one of serial, IMEI, ICCID or DevEUI." in html
     device.refresh_from_db()
     assert (device.serial, device.custom1) == ("ACME-0001", "")
+
+
+NO_IDENTIFIER = "Give the device at least one of serial, IMEI, ICCID or DevEUI."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("imei", "12", "IMEI must be 14 to 16 digits."),
+        ("serial", "has space", "serial must be 1 to 64 characters without spaces"),
+        ("iccid", "8931", "ICCID must be 18 to 22 digits"),
+        ("dev_eui", "0059AC00001A2B3", "DevEUI must be 16 hexadecimal digits."),
+        # Refused by the form field itself, before the identifier rules are applied.
+        ("imei", "1" * 33, "at most 32 characters"),
+    ],
+)
+def test_a_malformed_identifier_is_refused_with_its_own_reason_not_the_no_identity_one(
+    acme, bob, page_as, field, value, reason
+):
+    html = page_as(bob).post("/devices/new/", {field: value, "custom1": "a"}).content.decode()
+
+    assert re.search(rf'id="id_{field}_field".*?class="errorlist".*?{re.escape(reason)}', html, re.S)
+    assert NO_IDENTIFIER not in html and "errorlist nonfield" not in html
+    assert not Device.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_identifier_typed_malformed_in_place_of_the_last_one_is_refused_with_its_own_reason_only(
+    acme_data, bob, page_as
+):
+    device = acme_data.device
+
+    html = page_as(bob).post(f"/devices/{device.pk}/edit/", {"serial": "", "imei": "12"}).content.decode()
+
+    assert re.search(r'id="id_imei_field".*?class="errorlist".*?IMEI must be 14 to 16 digits', html, re.S)
+    assert NO_IDENTIFIER not in html and "errorlist nonfield" not in html
+    device.refresh_from_db()
+    assert (device.serial, device.imei) == ("ACME-0001", "")
