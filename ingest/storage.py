@@ -10,7 +10,7 @@ Elsewhere (SQLite under `make run`) the same rows are written statement by state
 The duplicate claims go in with ON CONFLICT: a request with the same body or webhook-id
 within the window runs into them (waiting, if need be, for the transaction that holds
 them to end), and the statement then refuses itself with an error (`ingest_claim_held()`,
-SQLSTATE IP409), so nothing of the message is left. That is what lets ingest run the
+SQLSTATE 23I09), so nothing of the message is left. That is what lets ingest run the
 statement outside any transaction: on its own it is one implicit transaction (with the
 plan-mode setting in the same pipeline), committed when its answer arrives, in one round
 trip instead of BEGIN, statement and COMMIT in three.
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import psycopg
 from django.db import DatabaseError, models, transaction
 from django.db import connection as db_connection
 from django.db.models import Exists, OuterRef
@@ -206,9 +207,10 @@ def _claims_take_portable(*, message: Message, keys: Sequence) -> bool:
 GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'auto', true)"
 
 # What the store statement raises when another message holds one of its claims (migration
-# ingest 0004 creates the function).
+# ingest 0004 creates the function). In the integrity class (23): Django then takes it, like
+# a unique violation, for a refusal of the data, not a sign the connection broke.
 CLAIM_HELD_FUNCTION = "ingest_claim_held"
-CLAIM_HELD_SQLSTATE = "IP409"
+CLAIM_HELD_SQLSTATE = "23I09"
 
 
 def _claim_held(exc: DatabaseError) -> bool:
@@ -269,11 +271,21 @@ def message_store(
         with db_connection.wrap_database_errors, db_connection.cursor() as cursor:
             # One round trip for both (and, outside a transaction, for the commit): the plan
             # mode must be set before the statement is planned.
-            with db_connection.connection.pipeline():
-                cursor.execute(GENERIC_PLANS)
-                cursor.execute(_store_sql(lookup, connection_version is not None), params)
+            try:
+                with db_connection.connection.pipeline():
+                    cursor.execute(GENERIC_PLANS)
+                    cursor.execute(_store_sql(lookup, connection_version is not None), params)
+            except psycopg.OperationalError as exc:
+                # An error at the commit the pipeline's end makes (a deferred foreign key) leaves
+                # psycopg unable to end it; the error itself is the cause. (A sync of our own
+                # inside the block would surface it directly, at one more round trip a message.)
+                if isinstance(exc.__context__, psycopg.errors.DatabaseError):
+                    raise exc.__context__ from None
+                raise
             _refused, created, device_id, current = cursor.fetchone()
     except DatabaseError as exc:
+        if db_connection.connection is not None and db_connection.connection.pgconn.pipeline_status:
+            db_connection.close()  # stuck in pipeline mode: no query would run on it again
         if not _claim_held(exc):
             raise
         if db_connection.in_atomic_block:

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from csp.decorators import csp_exempt
 from django.conf import settings
-from django.db import DatabaseError, DataError
+from django.db import DatabaseError, DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -168,10 +168,13 @@ class _Received:
 def _receive_for(connection_id: uuid.UUID, inbound: _Received, *, fresh: bool) -> HttpResponse | None:
     """The answer to the request; None when the connection must be read anew and the request taken again.
 
-    That is when it changed after it was read, or when a row this process kept says no
-    (disabled, not authentic, secret unreadable): the row may be out of date.
+    That is when it changed after it was read, or when the answer would be a refusal on a
+    row this process kept (disabled, not authentic, not JSON, a secret or a value that
+    cannot be read or stored): the row may be out of date, and only a row read for this
+    request may refuse.
     """
     request_id, source_ip, kind = inbound.request_id, inbound.source_ip, "unknown"
+    found = None
     try:
         found = connection_for_ingest(connection_id, fresh=fresh)
         if found is None:
@@ -206,6 +209,8 @@ def _receive_for(connection_id: uuid.UUID, inbound: _Received, *, fresh: bool) -
         logger.warning("ingest refused: %s", exc, extra={"source_ip": source_ip, "connection_id": str(connection_id)})
         return _answer(401, {"error": f"not authenticated: {exc}"}, request_id)
     except NotJson as exc:
+        if found.cached:
+            return None
         message_received(kind=kind, status=REJECTED)
         return _answer(exc.status, {"error": str(exc)}, request_id)
     except SecretUnavailable:
@@ -214,13 +219,17 @@ def _receive_for(connection_id: uuid.UUID, inbound: _Received, *, fresh: bool) -
         logger.error("ingest: the secret of connection %s cannot be decrypted", connection_id)
         return _unavailable(request_id, "the connection's secret cannot be read", kind)
     except DataError:
+        if found is not None and found.cached:
+            return None
         # A value the database refuses: sending it again would not help, so no 503.
         logger.exception("ingest: a value of the message cannot be stored", extra={"connection_id": str(connection_id)})
         message_received(kind=kind, status=REJECTED)
         return _answer(
             400, {"error": "the message holds a value that cannot be stored; nothing was stored"}, request_id
         )
-    except DatabaseError:
+    except DatabaseError as exc:
+        if isinstance(exc, IntegrityError) and found is not None and found.cached:
+            return None  # e.g. the connection deleted as the message was committed
         logger.exception("ingest: database error", extra={"connection_id": str(connection_id)})
         return _unavailable(request_id, "the database is unavailable", kind)
     context_bind(message_id=result.message_id)

@@ -10,7 +10,7 @@ from django.db import migrations
 
 # The names ingest.storage uses (CLAIM_HELD_FUNCTION, CLAIM_HELD_SQLSTATE), fixed here as they were.
 CLAIM_HELD_FUNCTION = "ingest_claim_held"
-CLAIM_HELD_SQLSTATE = "IP409"
+CLAIM_HELD_SQLSTATE = "23I09"
 
 CREATE = f"""
 CREATE OR REPLACE FUNCTION {CLAIM_HELD_FUNCTION}() RETURNS integer LANGUAGE plpgsql AS $$

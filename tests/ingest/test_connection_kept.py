@@ -86,6 +86,20 @@ class TestOverHttp:
         assert response.status_code == 404
         assert Message.objects.count() == 0
 
+    def test_a_body_that_is_not_json_is_answered_by_the_row_as_it_is_now(self, http, kpn, make_connection):
+        # No refusal comes from a kept row: not even one for the body, which would tell a
+        # sender with a revoked secret that it still verifies.
+        other = make_connection()
+        for connection in (kpn, other):
+            assert http.post(url(connection), content=body(1), headers=kpn_headers(body(1))).status_code == 200
+        Connection.objects.filter(pk=kpn.pk).update(enabled=False)
+        secret_set(obj=other, field="secret", value=OTHER_SECRET, actor=ACTOR)
+
+        disabled = http.post(url(kpn), content=b"{not json", headers=kpn_headers(b"{not json"))
+        revoked = http.post(url(other), content=b"{not json", headers=kpn_headers(b"{not json"))
+
+        assert (disabled.status_code, revoked.status_code) == (403, 401)
+
     def test_a_change_that_does_not_concern_the_sender_only_costs_a_second_look(self, http, kpn):
         assert http.post(url(kpn), content=body(1), headers=kpn_headers(body(1))).status_code == 200
         Connection.objects.filter(pk=kpn.pk).update(name="renamed")

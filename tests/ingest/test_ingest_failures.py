@@ -88,7 +88,8 @@ def test_a_commit_that_fails_answers_503_with_retry_after_and_keeps_nothing(clie
 def test_a_connection_the_server_closed_between_requests_is_replaced_and_the_next_request_stored(http, kpn):
     # Over the live server: Django's test client leaves out the per-request connection
     # housekeeping this is about. Ingest skips Django's SELECT 1 before each request; its
-    # first query finds the dead connection instead, and runs again on a new one.
+    # first query (the store: the connection's row is kept from the first request) finds the
+    # dead connection instead, and runs again on a new one.
     assert http.post(f"/ingest/{kpn.pk}/", content=BODY, headers=kpn_headers(BODY)).status_code == 200
     with db_connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")

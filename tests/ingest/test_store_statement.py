@@ -10,7 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import DataError
+from django.db import DataError, IntegrityError
 from django.db import connection as db_connection
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
@@ -106,3 +106,16 @@ def test_a_device_that_does_not_exist_writes_nothing_and_says_so(kpn):
     assert message_store(message=message, readings=[_reading()], claim_keys=keys,
                          device_lookup=identity_from_urn("DEVEUI", DEVEUI)) is None  # fmt: skip
     assert _counted_elsewhere() == (0, 0, 0)
+
+
+def test_a_commit_that_fails_raises_its_own_error_and_leaves_the_connection_fit(kpn, known_device):
+    # A message of a connection that does not exist: the foreign key is checked at commit,
+    # which outside a transaction is the pipeline's end.
+    message = _message(kpn, b"[3]")
+    message.connection_id = uuid.uuid4()
+    keys = claim_keys(message.connection_id, message.body_sha256, "")
+    with pytest.raises(IntegrityError):
+        message_store(message=message, readings=[_reading()], claim_keys=keys,
+                      device_lookup=identity_from_urn("DEVEUI", DEVEUI))  # fmt: skip
+    assert _counted_elsewhere() == (0, 0, 0)
+    assert Device.objects.get(pk=known_device.pk).last_seen_at == known_device.last_seen_at
