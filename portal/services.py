@@ -130,8 +130,10 @@ def members_last_admins(memberships: Iterable[Membership]) -> list[Membership]:
     admins = Membership.objects.select_for_update().filter(
         tenant_id__in={m.tenant_id for m in memberships}, role=Role.ADMIN, user__is_active=True
     )
-    kept = {tenant_id for pk, tenant_id in admins.values_list("pk", "tenant_id") if pk not in leaving}
-    return [m for m in memberships if m.role == Role.ADMIN and m.tenant_id not in kept]
+    active = dict(admins.values_list("pk", "tenant_id"))
+    kept = {tenant_id for pk, tenant_id in active.items() if pk not in leaving}
+    # Only an active admin can be the last one: an inactive one going leaves as many as before.
+    return [m for m in memberships if m.pk in active and m.tenant_id not in kept]
 
 
 def _last_admin(membership: Membership) -> bool:

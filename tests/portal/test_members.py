@@ -64,6 +64,17 @@ def test_an_admin_whose_user_is_inactive_does_not_count_as_the_remaining_admin(a
     assert Membership.objects.filter(tenant=acme, user=alice, role=Role.ADMIN).exists()
 
 
+def test_an_admin_whose_user_is_inactive_can_be_removed_even_with_no_active_admin_left(acme, alice, bob):
+    # alice, the only admin, cannot log in: removing her takes no admin the tenant could use.
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    membership = Membership.objects.get(tenant=acme, user=alice)
+
+    assert members_last_admins([membership]) == []
+    member_remove(membership=membership)
+
+    assert not Membership.objects.filter(tenant=acme, user=alice).exists()
+
+
 def _wait_until_blocked(pid: int) -> None:
     with connection.cursor() as cursor:
         for _ in range(200):
