@@ -136,3 +136,26 @@ class TestStoringWithAnOutdatedRow:
         assert current != outdated
         result = message_ingest(connection=kpn, body=body(1), headers=kpn_headers(body(1)), connection_version=current)
         assert Message.objects.get().pk == result.message_id
+
+
+def test_a_connection_that_keeps_changing_answers_503_after_three_reads(client, kpn, monkeypatch):
+    import ingest.views
+
+    reads = []
+    real = ingest.views.connection_for_ingest
+
+    def counted(connection_id, *, fresh=False):
+        reads.append(fresh)
+        return real(connection_id, fresh=fresh)
+
+    def always_changed(**request):
+        raise ConnectionChanged
+
+    monkeypatch.setattr(ingest.views, "connection_for_ingest", counted)
+    monkeypatch.setattr(ingest.views, "message_ingest", always_changed)
+    response = client.post(url(kpn), data=body(1), content_type="application/json", headers=kpn_headers(body(1)))
+
+    assert response.status_code == 503 and response["Retry-After"] == "10"
+    assert "kept changing" in response.json()["error"]
+    assert reads == [False, True, True]
+    assert Message.objects.count() == 0
