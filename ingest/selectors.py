@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -12,9 +13,13 @@ from django.db import connection as db_connection
 from ingest.models import Connection
 from ingest.sql import ROW_VERSION, first_query_checks_connection, instance_from_row, select_columns
 
-# Connections whose rows a web process keeps (PostgreSQL only: see IngestConnection).
+# Connections whose rows a web process keeps (PostgreSQL only: see IngestConnection), and
+# for how long: the version check is what keeps them right; the limit bounds what nothing
+# foresaw (a database restored under running web processes, say).
 CACHED_CONNECTIONS = 1024
-_rows: dict[uuid.UUID, tuple] = {}
+CACHED_SECONDS = 300.0
+_rows: dict[uuid.UUID, tuple[tuple, float]] = {}
+_clock = time.monotonic
 _rows_lock = threading.Lock()
 
 
@@ -41,8 +46,8 @@ def connection_for_ingest(connection_id: uuid.UUID, *, fresh: bool = False) -> I
     Plain SQL and a cache: it runs for every request.
     """
     kept = None if fresh else _rows.get(connection_id)
-    if kept is not None:
-        return _found(kept, cached=True)
+    if kept is not None and _clock() - kept[1] < CACHED_SECONDS:
+        return _found(kept[0], cached=True)
     postgresql = db_connection.vendor == "postgresql"
     rows = first_query_checks_connection(lambda: _connection_rows(connection_id, postgresql=postgresql))
     if not rows:
@@ -55,7 +60,7 @@ def connection_for_ingest(connection_id: uuid.UUID, *, fresh: bool = False) -> I
     with _rows_lock:  # threaded web workers
         if connection_id not in _rows and len(_rows) >= CACHED_CONNECTIONS:
             del _rows[next(iter(_rows))]  # the one kept longest
-        _rows[connection_id] = row
+        _rows[connection_id] = (row, _clock())
     return _found(row, cached=False)
 
 

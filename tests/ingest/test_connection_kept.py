@@ -45,6 +45,22 @@ def test_a_connection_is_read_by_its_first_request_only(client, kpn):
     assert readings == [1, 0, 0]
 
 
+def test_a_kept_row_is_read_anew_after_five_minutes(client, kpn, monkeypatch):
+    import ingest.selectors
+
+    now = [1000.0]
+    monkeypatch.setattr(ingest.selectors, "_clock", lambda: now[0])
+    reads = []
+    for value, minutes_later in ((1, 0), (2, 4.9), (3, 5.1)):
+        now[0] += minutes_later * 60
+        with CaptureQueriesContext(db_connection) as queries:
+            response = client.post(url(kpn), data=body(value), content_type="application/json",
+                                   headers=kpn_headers(body(value)))  # fmt: skip
+        assert response.status_code == 200, response.content
+        reads.append(_reads_of_the_connection(queries))
+    assert reads == [1, 0, 1]
+
+
 def test_a_change_in_the_same_transaction_as_the_row_it_changes_is_seen(client, kpn):
     # Both writes in the test's one transaction: the same xmin, another row version all the same.
     assert client.post(url(kpn), data=body(1), content_type="application/json",
