@@ -16,8 +16,7 @@ the rows, so a ring after that always makes a new task.
 Within one process, rings after a commit that come less than `RECENT_FLAG_SECONDS` after this process
 saw the flag set skip even that Redis round trip: the pump task the flag stands for
 starts after that moment and runs until it has found nothing for
-DELIVERY_IDLE_SECONDS, so it finds the new rows as long as the window stays shorter
-than that (it is never more than half of it).
+DELIVERY_IDLE_SECONDS, far longer, so it finds the new rows.
 
 No ring is ever scheduled further ahead than `MAX_COUNTDOWN_SECONDS`, well inside the
 Redis visibility timeout (a longer wait is a `next_attempt_at` the sweeper finds).
@@ -37,8 +36,7 @@ logger = logging.getLogger(__name__)
 
 FLAG_KEY = "delivery:doorbell"
 FLAG_SECONDS = 5
-# At busy web processes a ring every few milliseconds; one Redis round trip in half a second is plenty.
-RECENT_FLAG_SECONDS = 0.5
+RECENT_FLAG_SECONDS = 0.05
 # When this process last saw the flag set (monotonic seconds; per process, not per thread: a guess is safe).
 _flag_seen_at = -1.0
 MAX_COUNTDOWN_SECONDS = 600
@@ -66,8 +64,7 @@ def _publish(*, countdown: float | None = None, coalesce: bool = True, recent_en
         client = _flag_client() if coalesce else None
         if client is not None:
             now = time.monotonic()
-            window = min(RECENT_FLAG_SECONDS, settings.DELIVERY_IDLE_SECONDS / 2)
-            if recent_enough and now - _flag_seen_at < window:
+            if recent_enough and now - _flag_seen_at < RECENT_FLAG_SECONDS:
                 return  # a pump task was on its way a moment ago
             fresh = client.set(FLAG_KEY, b"1", nx=True, ex=FLAG_SECONDS)
             _flag_seen_at = now
