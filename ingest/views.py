@@ -154,6 +154,11 @@ def receive(request: HttpRequest, connection_id: uuid.UUID, serial: str = "") ->
     return _unavailable(request_id, "the connection kept changing while the message was stored", "unknown")
 
 
+# Refusals that a row this process kept may give only because it is out of date (the
+# connection deleted as the message was committed is an integrity error).
+_REFUSALS_A_KEPT_ROW_MAY_CAUSE = (NotAuthentic, NotJson, SecretUnavailable, DataError, IntegrityError)
+
+
 @dataclass(frozen=True, slots=True)
 class _Received:
     body: bytes
@@ -176,60 +181,55 @@ def _receive_for(connection_id: uuid.UUID, inbound: _Received, *, fresh: bool) -
     request_id, source_ip, kind = inbound.request_id, inbound.source_ip, "unknown"
     found = None
     try:
-        found = connection_for_ingest(connection_id, fresh=fresh)
-        if found is None:
-            message_received(kind="unknown", status="not_found")
-            return _answer(404, {"error": "no such connection"}, request_id)
-        connection = found.connection
-        context_bind(tenant_id=connection.tenant_id, connection_id=connection.pk)
-        if not connection.enabled:
-            if found.cached:
+        try:
+            found = connection_for_ingest(connection_id, fresh=fresh)
+            if found is None:
+                message_received(kind="unknown", status="not_found")
+                return _answer(404, {"error": "no such connection"}, request_id)
+            connection = found.connection
+            context_bind(tenant_id=connection.tenant_id, connection_id=connection.pk)
+            if not connection.enabled:
+                if found.cached:
+                    return None
+                message_received(kind=connection.kind, status="forbidden")
+                return _answer(403, {"error": "this connection is disabled"}, request_id)
+            kind = connection.kind
+            result = message_ingest(
+                connection=connection,
+                body=inbound.body,
+                headers=inbound.headers,
+                content_type=inbound.content_type,
+                serial_in_url=inbound.serial,
+                source_ip=source_ip,
+                request_id=request_id,
+                received_at=inbound.received_at,
+                connection_version=found.version,
+            )
+        except _REFUSALS_A_KEPT_ROW_MAY_CAUSE:
+            if found is not None and found.cached:
                 return None
-            message_received(kind=connection.kind, status="forbidden")
-            return _answer(403, {"error": "this connection is disabled"}, request_id)
-        kind = connection.kind
-        result = message_ingest(
-            connection=connection,
-            body=inbound.body,
-            headers=inbound.headers,
-            content_type=inbound.content_type,
-            serial_in_url=inbound.serial,
-            source_ip=source_ip,
-            request_id=request_id,
-            received_at=inbound.received_at,
-            connection_version=found.version,
-        )
+            raise
     except ConnectionChanged:
         return None
     except NotAuthentic as exc:
-        if found.cached:
-            return None
         message_received(kind=kind, status="unauthorized")
         # The source address and our own reason only: never a header value, token or secret.
         logger.warning("ingest refused: %s", exc, extra={"source_ip": source_ip, "connection_id": str(connection_id)})
         return _answer(401, {"error": f"not authenticated: {exc}"}, request_id)
     except NotJson as exc:
-        if found.cached:
-            return None
         message_received(kind=kind, status=REJECTED)
         return _answer(exc.status, {"error": str(exc)}, request_id)
     except SecretUnavailable:
-        if found.cached:
-            return None
         logger.error("ingest: the secret of connection %s cannot be decrypted", connection_id)
         return _unavailable(request_id, "the connection's secret cannot be read", kind)
     except DataError:
-        if found is not None and found.cached:
-            return None
         # A value the database refuses: sending it again would not help, so no 503.
         logger.exception("ingest: a value of the message cannot be stored", extra={"connection_id": str(connection_id)})
         message_received(kind=kind, status=REJECTED)
         return _answer(
             400, {"error": "the message holds a value that cannot be stored; nothing was stored"}, request_id
         )
-    except DatabaseError as exc:
-        if isinstance(exc, IntegrityError) and found is not None and found.cached:
-            return None  # e.g. the connection deleted as the message was committed
+    except DatabaseError:
         logger.exception("ingest: database error", extra={"connection_id": str(connection_id)})
         return _unavailable(request_id, "the database is unavailable", kind)
     context_bind(message_id=result.message_id)
