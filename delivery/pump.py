@@ -26,6 +26,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import queue
 import random
 import time
 import uuid
@@ -718,6 +719,37 @@ class RunStats:
     refused: int = 0
 
 
+class Finished:
+    """The sends of one run that have come back, in the order they finished.
+
+    Each future reports itself here when it is done, so a wake-up of the task thread costs
+    the same whether ten requests are out or three hundred: `concurrent.futures.wait`
+    locks and hooks every future it is given, on every call. With ten destinations (up to
+    144 in flight a process) that made a delivery cost 3.0-3.5 ms of worker CPU against
+    2.4-2.7 ms to one destination (16 in flight); now both cost the same (bench scenario 3).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[concurrent.futures.Future] = queue.SimpleQueue()
+
+    def watch(self, future: concurrent.futures.Future) -> None:
+        future.add_done_callback(self._queue.put)
+
+    def take(self, *, timeout: float) -> list[concurrent.futures.Future]:
+        """Those back within `timeout` seconds (none: an empty list), and any more a moment later."""
+        try:
+            first = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        time.sleep(0.002)  # let a few more finish, to write them in one go
+        taken = [first]
+        while True:
+            try:
+                taken.append(self._queue.get_nowait())
+            except queue.Empty:
+                return taken
+
+
 def _collect(in_flight: dict, done) -> list[tuple[Claimed, Job, Outcome]]:
     results = []
     for future in done:
@@ -747,6 +779,7 @@ def deliveries_run(
     capacity = settings.DELIVERY_MAX_IN_FLIGHT
     stats = RunStats()
     in_flight: dict[concurrent.futures.Future, tuple[Claimed, Job]] = {}
+    finished = Finished()
     busy: Counter = Counter()
     start = last_work = time.monotonic()
     deadline = start + seconds * random.uniform(0.8, 1.2)
@@ -774,16 +807,11 @@ def deliveries_run(
             for (item, job), future in zip(jobs, engine.submit_many([job for _, job in jobs]), strict=True):
                 in_flight[future] = (item, job)
                 busy[item.destination_id] += 1
+                finished.watch(future)
         if in_flight:
             # A full batch means more may be due: look again at once; otherwise wait for answers.
-            done, _ = concurrent.futures.wait(
-                list(in_flight),
-                timeout=0 if claimed and len(claimed) == limit else poll,
-                return_when=concurrent.futures.FIRST_COMPLETED,
-            )
+            done = finished.take(timeout=0 if claimed and len(claimed) == limit else poll)
             if done:
-                time.sleep(0.002)  # let a few more finish, to write them in one go
-                done = [f for f in in_flight if f.done()]
                 results = _collect(in_flight, done)
                 for item, _, outcome in results:
                     _allowance.outcome(item.destination_id, outcome)
